@@ -1,0 +1,163 @@
+"""Checkpoints on disk: checkpoints/<method>/{config.json, model.safetensors, metrics.json}.
+
+Written atomically (temp file, then rename; metrics.json last, carrying the weights' SHA-256, so a set
+interrupted between renames is detected). Read with strict checks; never pickle, never torch.load.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .models import ACTIVATIONS, NORMS, DeepMLP
+
+ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
+CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
+CONFIG_TYPES = {"depth": int, "width": int, "activation": str, "init_std": (int, float), "norm": str,
+                "skips": list, "grad_norm": bool, "in_features": int, "num_classes": int}
+METRICS_KEYS = ("method", "seed", "config", "epochs", "train_seconds", "test_acc", "test_loss", "history")
+MAX_BYTES = 50 * 2**20  # far above any real checkpoint; refuse before reading a giant file
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, corrupt or inconsistent; the message names the file."""
+
+
+def rebuild_command(method: str) -> str:
+    return f"python -m core.train --method {method}"
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; checkpoints are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj, compact: bool = False) -> None:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, allow_nan=False, **({"separators": (",", ":")} if compact else {"indent": 1}))
+            f.write("\n")
+    _atomic_write(path, write)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def model_config(model: DeepMLP) -> dict:
+    return {"depth": model.depth, "width": model.width, "activation": model.activation,
+            "init_std": model.init_std, "norm": model.norm, "skips": model.skips, "grad_norm": model.grad_norm,
+            "in_features": model.linears[0].in_features, "num_classes": model.head.out_features}
+
+
+def save_checkpoint(model: DeepMLP, metrics: dict, folder: Path) -> Path:
+    """Write the three files of a checkpoint into `folder` (created if needed)."""
+    folder = Path(folder)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(folder / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    write_json(folder / CONFIG, model_config(model))
+    write_json(folder / METRICS, {**metrics, "weights_sha256": sha256(folder / WEIGHTS)}, compact=True)
+    return folder
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    if path.stat().st_size > MAX_BYTES:
+        raise CheckpointError(f"{path}: {path.stat().st_size} bytes, too large to be a checkpoint file")
+    try:
+        obj = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def validate_config(config: dict, path: Path) -> dict:
+    """Refuse unknown keys, wrong types and absurd values before anything is built from them."""
+    unknown = set(config) - set(CONFIG_TYPES)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown keys {sorted(unknown)}")
+    missing = set(CONFIG_TYPES) - set(config)
+    if missing:
+        raise CheckpointError(f"{path}: missing keys {sorted(missing)}")
+    for key, typ in CONFIG_TYPES.items():
+        value = config[key]
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise CheckpointError(f"{path}: {key} has the wrong type ({value!r})")
+    checks = [
+        (1 <= config["depth"] <= 32, "depth must be 1..32"),
+        (1 <= config["width"] <= 4096, "width must be 1..4096"),
+        (config["in_features"] == 784, "in_features must be 784 (28x28 images)"),
+        (config["num_classes"] == 10, "num_classes must be 10"),
+        (config["activation"] in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}"),
+        (config["norm"] in NORMS, f"norm must be one of {list(NORMS)}"),
+        (math.isfinite(config["init_std"]) and 0 < config["init_std"] <= 1000, "init_std must be in (0, 1000]"),
+        (all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) for v in p)
+             and 1 <= p[0] < p[1] <= config["depth"] for p in config["skips"]),
+         "skips must be [src, dst] pairs of hidden layers with src < dst"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CheckpointError(f"{path}: {message}")
+    return config
+
+
+def load_weights(path: Path, model: DeepMLP) -> None:
+    """Load safetensors into `model`, requiring exactly its keys, shapes and dtypes."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: missing")
+    if path.stat().st_size > MAX_BYTES:
+        raise CheckpointError(f"{path}: {path.stat().st_size} bytes, too large for this model")
+    try:
+        state = load_file(path)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({e})") from None
+    expected = model.state_dict()
+    if set(state) != set(expected):
+        extra, missing = sorted(set(state) - set(expected)), sorted(set(expected) - set(state))
+        raise CheckpointError(f"{path}: tensor names do not match the config (unexpected {extra[:3]}, "
+                              f"missing {missing[:3]})")
+    for key, tensor in state.items():
+        want = expected[key]
+        if tensor.shape != want.shape or tensor.dtype != want.dtype:
+            raise CheckpointError(f"{path}: {key} is {tuple(tensor.shape)} {tensor.dtype}, "
+                                  f"expected {tuple(want.shape)} {want.dtype}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{path}: {key} holds NaN or inf")
+    model.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(folder: Path) -> tuple[DeepMLP, dict]:
+    """Read and check a checkpoint folder; returns the model (in eval mode) and its metrics."""
+    folder = Path(folder)
+    config = validate_config(_read_json(folder / CONFIG), folder / CONFIG)
+    metrics = _read_json(folder / METRICS)
+    missing = [k for k in METRICS_KEYS if k not in metrics]
+    if missing:
+        raise CheckpointError(f"{folder / METRICS}: missing keys {missing}")
+    recorded = {k: v for k, v in metrics["config"].items() if k in config}
+    if recorded != {k: config[k] for k in recorded} or not recorded:
+        raise CheckpointError(f"{folder / METRICS}: its config does not match {folder / CONFIG}")
+    model = DeepMLP(**config)
+    load_weights(folder / WEIGHTS, model)
+    if metrics.get("weights_sha256") and sha256(folder / WEIGHTS) != metrics["weights_sha256"]:
+        raise CheckpointError(f"{folder / WEIGHTS}: does not match the hash in {METRICS} "
+                              "(a partial or mixed write?)")
+    return model.eval(), metrics
