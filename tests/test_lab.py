@@ -1,0 +1,93 @@
+"""The app's computations without Gradio: comparisons, classification, broken checkpoints."""
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.checkpoint import save_checkpoint
+from core.lab import Lab
+from core.methods import METHODS
+from core.preprocess import ImageError
+from core.train import train_method
+
+TRAINED = ("baseline", "relu", "batchnorm", "layerwise")
+
+
+@pytest.fixture(scope="session")
+def checkpoint_root(tmp_path_factory, tiny):
+    root = tmp_path_factory.mktemp("checkpoints")
+    for name in TRAINED:
+        model, metrics = train_method(replace(METHODS[name], epochs=1), tiny)
+        save_checkpoint(model, metrics, root / name)
+    (root / "relu" / "model.safetensors").write_bytes(b"not safetensors")  # a corrupt one
+    return root
+
+
+@pytest.fixture(scope="session")
+def lab(checkpoint_root):
+    return Lab(checkpoint_root)
+
+
+def test_broken_and_missing_checkpoints_are_reported_not_fatal(lab, checkpoint_root):
+    assert lab.entry("baseline").model is not None and lab.entry("layerwise").model is not None
+    relu = lab.entry("relu")
+    assert relu.model is None and str(checkpoint_root / "relu" / "model.safetensors") in relu.error
+    assert "python -m core.train --method relu" in relu.error
+    assert "missing" in lab.entry("adam").error
+    assert "Unavailable" in lab.card("relu") and "python -m core.train --method relu" in lab.card("relu")
+    labels = dict((name, label) for label, name in lab.choices())
+    assert labels["relu"].endswith("(unavailable)") and not labels["baseline"].endswith("(unavailable)")
+
+
+def test_compare_shows_both_methods(lab):
+    c = lab.compare("baseline", "batchnorm")
+    assert "Baseline" in c.cards[0] and "Test accuracy" in c.cards[0] and "BatchNorm" in c.cards[1]
+    assert c.max_epoch == 1
+    flow_axes = c.gradient_flow.axes
+    assert len(flow_axes) == 2 and all(ax.get_yscale() == "log" for ax in flow_axes)
+    assert flow_axes[0].get_ylim() == flow_axes[1].get_ylim()  # same axis on both sides
+    # the grid shows the first image of each class and marks the model's predictions
+    assert len(lab.grid) == 12 and set(lab.sample.y[lab.grid[:10]].tolist()) == set(range(10))
+
+
+def test_compare_with_a_broken_method_still_renders(lab):
+    r = lab.rendered_comparison("relu", "baseline")
+    assert "Unavailable" in r["cards"][0]
+    assert all(isinstance(im, Image.Image) and im.width > 300 for im in
+               (r["gradient_flow"], r["curves"], r["weight_change"], *r["predictions"]))
+    assert lab.rendered_comparison("relu", "baseline") is r  # rendered once, then kept
+
+
+def test_unknown_method_is_a_clear_error(lab):
+    with pytest.raises(ValueError, match="Unknown method 'nope'; choose one of: baseline"):
+        lab.compare("baseline", "nope")
+    with pytest.raises(ValueError, match="Unknown method"):
+        lab.classify(np.zeros((28, 28), np.uint8), "nope", "baseline")
+
+
+def test_classify_gives_top5_for_both_and_the_model_view(lab):
+    img = lab.examples()[7]  # a real sneaker
+    left, right, seen = lab.classify(img, "baseline", "batchnorm")
+    assert len(left) == 5 and len(right) == 5
+    assert list(left.values()) == sorted(left.values(), reverse=True) and 0 < sum(right.values()) <= 1.0001
+    assert seen.shape == (28, 28) and seen.dtype == np.uint8
+    # a broken method gives no probabilities rather than failing the other side
+    broken, ok, _ = lab.classify(img, "relu", "baseline")
+    assert broken == {} and len(ok) == 5
+
+
+def test_classify_refuses_non_images(lab, tmp_path):
+    bad = tmp_path / "shirt.png"
+    bad.write_text("this is not a png")
+    with pytest.raises(ImageError):
+        lab.classify(str(bad), "baseline", "batchnorm")
+
+
+def test_results_views(lab):
+    # the table reads metrics.json, which is intact for relu (only its weights are corrupt)
+    assert [r["method"] for r in lab.rows] == list(TRAINED)
+    assert "`baseline`" in lab.results_markdown()
+    assert lab.results_figure("baseline", "batchnorm").axes
+    assert all(m.title in lab.methods_markdown() for m in METHODS.values())
