@@ -25,17 +25,34 @@ def sample_accuracy(model: DeepMLP) -> float:
     return accuracy(model, load_sample())
 
 
+def photo_check(model: DeepMLP, per_kind: int = 30, seed: int = 0) -> dict:
+    """core.preprocess.photo_robustness on the committed sample (real test images, never trained on)."""
+    import numpy as np
+
+    from .preprocess import photo_robustness
+    sample = load_sample()
+    images = (sample.x * 255).round().to(torch.uint8).reshape(-1, 28, 28).numpy()
+    model.eval()
+    with torch.no_grad():
+        return photo_robustness(lambda x: model(x).argmax(1), images, np.asarray(sample.y), per_kind, seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m core.evaluate", description=__doc__)
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--method", help="one method (see python -m core.train --list)")
+    what.add_argument("--method", nargs="+", metavar="NAME", help="method(s) (see python -m core.train --list)")
     what.add_argument("--all", action="store_true", help="every method with a checkpoint")
     parser.add_argument("--checkpoints", default=str(ROOT), help="folder of checkpoints (default: %(default)s)")
     parser.add_argument("--data-dir", help="folder with the FashionMNIST IDX files")
+    parser.add_argument("--photos", action="store_true",
+                        help="instead: how often photo-like versions of sample images keep their prediction")
     args = parser.parse_args(argv)
-    if args.method and args.method not in METHODS:
-        parser.error(f"unknown method {args.method!r}; valid: {', '.join(METHODS)}")
-    names = list(METHODS) if args.all else [args.method]
+    unknown = [n for n in args.method or [] if n not in METHODS]
+    if unknown:
+        parser.error(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
+    names = list(METHODS) if args.all else args.method
+    if args.photos:
+        return _photos(names, Path(args.checkpoints))
     try:
         test = load_fashion_mnist(args.data_dir).test
     except DatasetError as e:
@@ -54,6 +71,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:14s} {metrics['test_acc']:9.4f} {measured} {metrics.get('sample_acc', float('nan')):10.4f} "
               f"{sample_accuracy(model):10.4f}")
     return 1 if failed else 0
+
+
+def _photos(names: list[str], root: Path) -> int:
+    from .preprocess import KINDS
+    print(f"{'method':14s} {'n':>4s} {'agree':>6s} {'acc orig':>8s} {'acc photo':>9s} {'relative':>8s}  "
+          + " ".join(f"{k[:8]:>8s}" for k in KINDS))
+    for name in names:
+        try:
+            model, _ = load_checkpoint(root / name)
+        except CheckpointError as e:
+            print(f"{name:14s} error: {e}")
+            continue
+        r = photo_check(model)
+        print(f"{name:14s} {r['n']:4d} {r['agreement']:6.3f} {r['accuracy_original']:8.3f} "
+              f"{r['accuracy_photo']:9.3f} {r['relative']:8.3f}  "
+              + " ".join(f"{r['per_kind'][k]:8.3f}" for k in KINDS))
+    return 0
 
 
 if __name__ == "__main__":
