@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import io
+import os
+import tempfile
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -78,9 +80,11 @@ class Lab:
         self.grid = torch.tensor((per_class + [per_class[0] + 1, per_class[6] + 1])[:GRID_SIZE])
         self.rows = results_rows(self.root)
         # Figures are pure functions of committed files, and drawing + rasterizing five of them takes longer
-        # than the 1 s a comparison may take; so each is rendered once per method or pair and kept.
+        # than the 1 s a comparison may take; so each is rendered once per method or pair and kept as a PNG
+        # file (~50 KB): the server hands files out without re-encoding them, and all pairs fit easily.
+        self.figure_dir = Path(tempfile.mkdtemp(prefix="vgl-figures-"))
         self.rendered_predictions = lru_cache(maxsize=len(METHODS))(self._rendered_predictions)
-        self.rendered_comparison = lru_cache(maxsize=256)(self._rendered_comparison)
+        self.rendered_comparison = lru_cache(maxsize=len(METHODS) ** 2)(self._rendered_comparison)
 
     # --- inputs -------------------------------------------------------------------------------------
     def entry(self, name: str) -> Entry:
@@ -129,20 +133,30 @@ class Lab:
             predictions=(self.predictions(left), self.predictions(right)),
             max_epoch=max_epoch)
 
-    def _rendered_predictions(self, name: str) -> Image.Image:
-        return render(self.predictions(name))
+    def _png(self, fig: Figure, name: str) -> str:
+        path = self.figure_dir / f"{name}.png"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(plots.figure_to_png(fig))
+        os.replace(tmp, path)  # a concurrent reader never sees half a file
+        return str(path)
+
+    def _rendered_predictions(self, name: str) -> str:
+        return self._png(self.predictions(name), f"predictions-{name}")
 
     def _rendered_comparison(self, left: str, right: str) -> dict:
+        """compare(), rendered: the cards, PNG paths of every figure, and the epoch range."""
         l, r = self.entry(left).metrics, self.entry(right).metrics
+        pair = f"{left}-{right}"
         return {"cards": (self.card(left), self.card(right)),
-                "gradient_flow": render(plots.gradient_flow_figure(l, r, None)),
-                "curves": render(plots.training_curves_figure(l, r)),
-                "weight_change": render(plots.weight_change_figure(l, r)),
+                "gradient_flow": self._png(plots.gradient_flow_figure(l, r, None), f"flow-{pair}"),
+                "curves": self._png(plots.training_curves_figure(l, r), f"curves-{pair}"),
+                "weight_change": self._png(plots.weight_change_figure(l, r), f"change-{pair}"),
                 "predictions": (self.rendered_predictions(left), self.rendered_predictions(right)),
                 "max_epoch": max((m["epochs"] for m in (l, r) if m), default=0)}
 
     def warm(self, pairs=None) -> None:
-        """Render comparisons ahead of the first visitors: by default the baseline beside every method."""
+        """Render comparisons ahead of visitors: by default the baseline beside every method, what most
+        visitors open. (All 196 pairs would keep a small Space's CPU busy for minutes after start.)"""
         for left, right in pairs or [("baseline", name) for name in self.entries]:
             self.rendered_comparison(left, right)
 
