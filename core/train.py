@@ -9,6 +9,7 @@ import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -77,11 +78,14 @@ def _init_gradients(model: DeepMLP, recorder: LayerRecorder, train: Split, batch
             v.copy_(buffers[k])
 
 
-def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True):
+def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
+                 should_stop: Callable[[], bool] | None = None):
     """Train `method` and yield an EpochUpdate after epoch 0 (before any update) and after each epoch.
 
     Deterministic for method.seed: it seeds the init and the batch order (the split is fixed by whoever
     loaded `data`). Layer-wise methods run their stages back to back; epochs count across stages.
+    `should_stop` is asked before every batch; once it returns True the generator ends without yielding
+    the unfinished epoch (the app's Stop button must not wait for a long epoch to finish).
     """
     torch.manual_seed(method.seed)
     model = DeepMLP(**method.model_config()).train()
@@ -123,6 +127,8 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True):
             recorder.reset()
             loss_sum, correct, stopped = torch.zeros(()), torch.zeros((), dtype=torch.long), None
             for idx in torch.randperm(len(data.train), generator=gen).split(method.batch_size):
+                if should_stop is not None and should_stop():
+                    return
                 x, y = data.train.x.index_select(0, idx), data.train.y.index_select(0, idx)
                 logits = _forward(model, x, stage.depth)
                 loss = F.cross_entropy(logits, y)

@@ -1,0 +1,401 @@
+"""The Playground: train a deep MLP you configure and stream its diagnostics epoch by epoch. No Gradio.
+
+Everything reuses the project's own pieces: the settings become a registry-style Method
+(dataclasses.replace(BASELINE, ...)), training is core.train.train_epochs, the per-layer numbers are
+core.diagnostics', the figures core.plots'. This module only adds bounds, data selection, a stop switch and
+a time limit, so a visitor's run is the same computation as `python -m core.train` on a smaller budget.
+
+What a run measures, per epoch (epoch 0 = the untrained network):
+- train loss/accuracy: over the epoch's batches (train_epochs' numbers);
+- validation accuracy: on VAL_SIZE of the 6,000 held-out images, not all of them, to keep an epoch short;
+- test accuracy: the current model on TEST_PROBE of the test images after every epoch (the whole 10,000
+  would add ~0.1 s of CPU per epoch, a tenth of the budget), and on all of them once a run completes, so
+  the final number is directly comparable with the pre-trained methods' test accuracy.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import threading
+import time
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+import torch
+
+from . import plots
+from .data import DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
+from .methods import BASELINE, Method
+from .models import ACTIVATIONS, NORMS
+from .train import evaluate, train_epochs
+
+# Bounds, enforced by PlaygroundSettings itself whatever the widgets allow. The largest run they allow
+# (10 x 512, 54,000 images, 20 epochs) is ~18 TFLOP, some 10 minutes on one core: TIME_LIMIT stops every
+# run after 3 minutes instead, so the single training slot turns over.
+DEPTH = (1, 10)  # hidden layers
+WIDTH = (8, 512)  # units per hidden layer
+INIT_STD_MAX = 20.0  # std of the N(0, std) init; (0, 20]: beyond it every sigmoid saturates anyway
+LR_MAX = 1.0  # (0, 1]
+EPOCHS = (1, 20)
+TRAIN_SIZE = (500, 54_000)  # 54,000 = the whole training split (60,000 minus the 10% validation)
+BATCH_SIZE = (16, 4096)
+OPTIMIZERS = ("sgd", "adam")
+DEFAULT_TRAIN_SIZE = 10_000
+VAL_SIZE = 2_000  # validation images evaluated each epoch (of the 6,000 held out)
+TEST_PROBE = 2_000  # test images evaluated each epoch (all of them at the end of a completed run)
+SAMPLE_SPLIT = (600, 200, 200)  # train / val / test of the committed 1,000-image sample
+TIME_LIMIT = 180.0  # seconds; a run that takes longer stops, so one visitor cannot hold the slot for long
+SKIP_BLOCK = 3  # skip connections join the first and last layer of each block of 3 hidden layers
+
+LABELS = {  # field -> what the page calls it, for the error messages
+    "depth": "Depth (hidden layers)", "width": "Width (units per layer)", "activation": "Activation",
+    "init_std": "Init std", "norm": "Normalization", "skips": "Skip connections",
+    "grad_norm": "Gradient normalization", "optimizer": "Optimizer", "lr": "Learning rate",
+    "epochs": "Epochs", "train_size": "Training images", "batch_size": "Batch size", "seed": "Seed",
+}
+
+
+def skip_pairs(depth: int) -> tuple[tuple[int, int], ...]:
+    """The skip connections of a `depth`-layer net: hidden layers are cut into blocks of 3 from the input
+    side, and each block's first layer's output is added to its last layer's ((1,3), (4,6), (7,9), ...). A
+    lone layer left at the end joins the block before it, so depth 7 gives the registry's `skip` method
+    exactly ((1,3), (4,7)); two left over form a short block ((1,3), (4,5) for depth 5). Fewer than 3
+    layers have no block to bridge: ()."""
+    if depth < SKIP_BLOCK:
+        return ()
+    pairs = [[start, min(start + SKIP_BLOCK - 1, depth)] for start in range(1, depth + 1, SKIP_BLOCK)]
+    if pairs[-1][0] == pairs[-1][1]:  # a single layer is not a block: extend the previous one
+        pairs.pop()
+        pairs[-1][1] = depth
+    return tuple((a, b) for a, b in pairs)
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _real(name: str, value) -> float:
+    """A finite real number, or a ValueError naming the field. Strings, booleans and None are refused:
+    the API takes numbers, and bool is an int in Python."""
+    if value is None or isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{LABELS[name]} must be a number, got {_shown(value)}.")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{LABELS[name]} must be a finite number, got {value}.")
+    return value
+
+
+def _whole(name: str, value, lo: int, hi: int, unit: str = "") -> int:
+    number = _real(name, value)
+    if number != int(number) or not lo <= number <= hi:
+        raise ValueError(f"{LABELS[name]} must be a whole number from {lo:,} to {hi:,}{unit}, got {_shown(value)}.")
+    return int(number)
+
+
+def _positive_up_to(name: str, value, hi: float) -> float:
+    number = _real(name, value)
+    if not 0 < number <= hi:
+        raise ValueError(f"{LABELS[name]} must be greater than 0 and at most {hi:g}, got {_shown(value)}.")
+    return number
+
+
+def _choice(name: str, value, options) -> str:
+    if not isinstance(value, str) or value.lower() not in options:
+        raise ValueError(f"{LABELS[name]} must be one of {', '.join(options)}; got {_shown(value)}.")
+    return value.lower()
+
+
+def _flag(name: str, value) -> bool:
+    if not isinstance(value, bool):  # 0/1, "true", None: refused rather than guessed
+        raise ValueError(f"{LABELS[name]} must be on or off (true or false), got {_shown(value)}.")
+    return value
+
+
+@dataclass(frozen=True)
+class PlaygroundSettings:
+    """Every control of the Playground tab. Constructing one validates and normalizes every field
+    (7.0 -> 7, "ReLU" -> "relu"), so an invalid settings object cannot exist: the server checks the bounds
+    whatever the widgets or an API caller sent. Defaults are the baseline's model and recipe."""
+    depth: int = BASELINE.depth
+    width: int = BASELINE.width
+    activation: str = BASELINE.activation
+    init_std: float = BASELINE.init_std
+    norm: str = BASELINE.norm
+    skips: bool = False
+    grad_norm: bool = False
+    optimizer: str = BASELINE.optimizer
+    lr: float = BASELINE.lr
+    epochs: int = 10
+    train_size: int = DEFAULT_TRAIN_SIZE
+    batch_size: int = BASELINE.batch_size
+    seed: int = BASELINE.seed  # fixes the split, the init and the batch order, like the registry's
+
+    def __post_init__(self):
+        clean = {
+            "depth": _whole("depth", self.depth, *DEPTH, " hidden layers"),
+            "width": _whole("width", self.width, *WIDTH, " units"),
+            "activation": _choice("activation", self.activation, tuple(ACTIVATIONS)),
+            "init_std": _positive_up_to("init_std", self.init_std, INIT_STD_MAX),
+            "norm": _choice("norm", self.norm, NORMS),
+            "skips": _flag("skips", self.skips),
+            "grad_norm": _flag("grad_norm", self.grad_norm),
+            "optimizer": _choice("optimizer", self.optimizer, OPTIMIZERS),
+            "lr": _positive_up_to("lr", self.lr, LR_MAX),
+            "epochs": _whole("epochs", self.epochs, *EPOCHS),
+            "train_size": _whole("train_size", self.train_size, *TRAIN_SIZE, " images"),
+            "batch_size": _whole("batch_size", self.batch_size, *BATCH_SIZE),
+            "seed": _whole("seed", self.seed, 0, 2**31 - 1),
+        }
+        if clean["skips"] and clean["depth"] < SKIP_BLOCK:
+            raise ValueError(f"{LABELS['skips']} need at least {SKIP_BLOCK} hidden layers (they bridge blocks "
+                             f"of {SKIP_BLOCK}: 1→3, 4→6, ...); got depth {clean['depth']}. Add layers or turn "
+                             "them off.")
+        for name, value in clean.items():  # frozen: normalize in place once, here
+            object.__setattr__(self, name, value)
+
+    def describe(self) -> str:
+        parts = [f"{self.depth}x{self.width} {self.activation}", f"init N(0, {self.init_std:g})",
+                 f"{self.optimizer} lr {self.lr:g}", f"batch {self.batch_size}"]
+        if self.norm != "none":
+            parts.append(f"{self.norm} norm")
+        if self.skips:
+            parts.append("skips " + ", ".join(f"{a}→{b}" for a, b in skip_pairs(self.depth)))
+        if self.grad_norm:
+            parts.append("gradient normalization")
+        parts.append(f"{self.epochs} epochs on {self.train_size:,} images")
+        return " · ".join(parts)
+
+
+SETTING_NAMES = tuple(f.name for f in fields(PlaygroundSettings))
+
+
+def settings_from_inputs(*values, **named) -> PlaygroundSettings:
+    """PlaygroundSettings from the tab's inputs, in field order (depth, width, activation, init_std, norm,
+    skips, grad_norm, optimizer, lr, epochs, train_size, batch_size[, seed]). Raises ValueError with a
+    one-line message naming the field for anything out of bounds or not a value of the right kind."""
+    if len(values) > len(SETTING_NAMES):
+        raise ValueError(f"expected at most {len(SETTING_NAMES)} settings, got {len(values)}")
+    return PlaygroundSettings(**dict(zip(SETTING_NAMES, values)), **named)
+
+
+def to_method(settings: PlaygroundSettings) -> Method:
+    """The settings as a registry Method, so core.train trains it exactly like a registry entry."""
+    changes = {"depth": settings.depth, "width": settings.width, "activation": settings.activation,
+               "init_std": settings.init_std, "norm": settings.norm,
+               "skips": skip_pairs(settings.depth) if settings.skips else (), "grad_norm": settings.grad_norm,
+               "optimizer": settings.optimizer, "lr": settings.lr, "epochs": settings.epochs,
+               "batch_size": settings.batch_size, "seed": settings.seed}
+    return replace(BASELINE, name="playground", title="Your network", description=settings.describe(),
+                   changes=tuple(k for k, v in changes.items() if getattr(BASELINE, k) != v), **changes)
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+_full: dict[int, FashionMNIST | None] = {}
+_full_lock = threading.Lock()
+
+
+def _full_dataset(seed: int) -> FashionMNIST | None:
+    """The whole real dataset, split with `seed`, loaded once per process (decoding it takes ~1 s);
+    None where it is not installed (a Space without it)."""
+    with _full_lock:
+        if seed not in _full:
+            try:
+                _full[seed] = load_fashion_mnist(seed=seed)
+            except DatasetError:
+                _full[seed] = None
+        return _full[seed]
+
+
+def _head(split: Split, n: int) -> Split:
+    return Split(split.x[:n], split.y[:n])  # views: no copy of the cached tensors
+
+
+def playground_data(train_size: int, seed: int = BASELINE.seed) -> tuple[FashionMNIST, str]:
+    """The data a run trains on and a one-line note saying what it is.
+
+    With the real dataset: the first `train_size` images of the seeded training split (what
+    load_fashion_mnist(limit=train_size) gives), VAL_SIZE validation images, the 10,000 test images.
+    Without it: the committed sample of 1,000 real test images, split 600/200/200."""
+    full = _full_dataset(seed)
+    if full is not None:
+        n = min(train_size, len(full.train))
+        data = FashionMNIST(_head(full.train, n), _head(full.val, VAL_SIZE), full.test, full.source)
+        return data, (f"Real FashionMNIST: {n:,} training images; validation accuracy on {len(data.val):,} "
+                      f"held-out images; test accuracy on {min(TEST_PROBE, len(data.test)):,} test images after "
+                      f"each epoch and on all {len(data.test):,} at the end.")
+    sample = load_sample()
+    perm = torch.randperm(len(sample), generator=torch.Generator().manual_seed(seed))
+    a, b, c = SAMPLE_SPLIT
+    part = lambda idx: Split(sample.x[idx], sample.y[idx])  # noqa: E731
+    data = FashionMNIST(part(perm[:a]), part(perm[a:a + b]), part(perm[a + b:a + b + c]), "sample")
+    return data, (f"The full FashionMNIST is not installed here, so this trains on the committed sample of "
+                  f"real FashionMNIST images instead: {a} for training (you asked for {train_size:,}), {b} for "
+                  f"validation, {c} for test. Accuracies on {c} images move in steps of {1 / c:.1%}.")
+
+
+# ------------------------------------------------------------------------------------------- streaming
+
+@dataclass(frozen=True)
+class PlaygroundUpdate:
+    """One epoch of a playground run (epoch 0 = the untrained network), or the run's end."""
+    epoch: int
+    total_epochs: int
+    history: tuple[dict, ...]  # metrics.json history rows, epochs 0..epoch
+    test_accs: tuple[float, ...]  # accuracy after each epoch in `history` on the first TEST_PROBE test images
+    settings: PlaygroundSettings
+    config: dict  # what metrics.json's "config" holds for this model and recipe
+    note: str  # what data it trains on
+    seconds: float  # since the run started (data loading included)
+    stopped: str | None = None  # why the run ended before its last epoch, if it did
+    done: bool = False  # nothing follows this update
+    final_test_acc: float | None = None  # on the whole test split, once a run has completed
+    test_size: int = 0  # images in the whole test split
+
+    @property
+    def val_acc(self) -> float:
+        return self.history[-1]["val_acc"]
+
+    @property
+    def test_acc(self) -> float:
+        """The latest test accuracy: the whole test split's at the end of a completed run, else the probe's."""
+        return self.final_test_acc if self.final_test_acc is not None else self.test_accs[-1]
+
+    @property
+    def test_images(self) -> int:
+        """How many test images test_acc was measured on."""
+        return self.test_size if self.final_test_acc is not None else min(TEST_PROBE, self.test_size)
+
+    @property
+    def metrics(self) -> dict:
+        """A metrics.json-shaped dict of the run so far: what every core.plots function takes."""
+        return {"method": "playground", "title": f"Your network ({self.settings.depth}x{self.settings.width} "
+                f"{self.settings.activation})", "seed": self.settings.seed, "config": self.config,
+                "epochs": self.epoch, "test_acc": self.test_acc, "stopped": self.stopped,
+                "history": list(self.history)}
+
+
+def stream_training(settings: PlaygroundSettings, stop: threading.Event | None = None,
+                    time_limit: float = TIME_LIMIT):
+    """Train `settings` and yield a PlaygroundUpdate for epoch 0 and after every epoch.
+
+    A normal run yields exactly settings.epochs + 1 updates, the last with done=True. The run ends early,
+    within one batch, when `stop` is set or after `time_limit` seconds: then one more update repeats the
+    last finished epoch with `stopped` saying why (the unfinished epoch is dropped). A diverging loss ends
+    it too (train_epochs' message, on that epoch's update). torch's thread count is left alone: it is
+    process-wide, the app's to set.
+    """
+    start = time.monotonic()
+    stop = stop or threading.Event()
+    timed_out = lambda: time.monotonic() - start > time_limit  # noqa: E731
+    method = to_method(settings)
+    data, note = playground_data(settings.train_size, settings.seed)
+    config = {**method.model_config(), **method.hyperparameters(), "train_size": len(data.train),
+              "val_size": len(data.val), "test_size": len(data.test), "data_source": data.source}
+    probe = Split(data.test.x[:TEST_PROBE], data.test.y[:TEST_PROBE])
+    history: list[dict] = []
+    test_accs: list[float] = []
+    last = None
+    for step in train_epochs(method, data, should_stop=lambda: stop.is_set() or timed_out()):
+        history.append(step.record)
+        test_accs.append(evaluate(step.model, probe)[1])
+        epoch = step.record["epoch"]
+        done = epoch == step.total_epochs or step.stopped is not None
+        final = evaluate(step.model, data.test)[1] if done else None
+        last = PlaygroundUpdate(epoch, step.total_epochs, tuple(history), tuple(test_accs), settings, config,
+                                note, time.monotonic() - start, step.stopped, done, final, len(data.test))
+        yield last
+        if last.done:
+            return
+    if last is not None and not last.done:  # train_epochs returned early: the stop switch or the clock
+        why = (f"stopped at your request during epoch {last.epoch + 1}" if stop.is_set() else
+               f"stopped by the {time_limit:.0f} s time limit during epoch {last.epoch + 1} (it keeps the "
+               "training slot free for other visitors; try fewer images, epochs or units)")
+        yield replace(last, seconds=time.monotonic() - start, stopped=why, done=True)
+
+
+def warm() -> None:
+    """Load the dataset and train one tiny epoch, so the first visitor's run does not pay for decoding
+    FashionMNIST (~1 s) and torch's one-time start-up of training (~2 s, measured)."""
+    for _ in stream_training(PlaygroundSettings(depth=2, width=8, epochs=1, train_size=TRAIN_SIZE[0])):
+        pass
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+def gradient_flow(update: PlaygroundUpdate, reference: dict | None):
+    """The gradient-flow figure of the run so far beside a pre-trained method's metrics, both at the run's
+    epoch (the reference clamped to what it recorded)."""
+    return plots.gradient_flow_figure(update.metrics, reference, update.epoch)
+
+
+def draw(update: PlaygroundUpdate, reference: dict | None, folder) -> str:
+    """The gradient-flow figure of the run so far beside `reference` (both at the run's epoch), rasterized
+    to a PNG file in `folder`; returns its path. A page can send a PNG file as it is, where a PIL image
+    would be decoded and re-encoded first (~0.05 s per update)."""
+    fig = gradient_flow(update, reference)
+    path = Path(folder) / f"gradient_flow_{update.epoch:02d}{'_end' if update.done else ''}.png"
+    path.write_bytes(plots.figure_to_png(fig))
+    return str(path)
+
+
+def _blend(color: str, amount: float = 0.5) -> str:
+    """`color` mixed with white: train curves are the lighter shade of their method's colour."""
+    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
+
+
+# The curves' series -> colour: yours in the left colour, the reference's in the right one, as on Compare.
+# Short names: the browser's legend has one line for all five.
+SERIES = {("yours", "train"): "train", ("yours", "val"): "validation", ("yours", "test"): "test",
+          ("reference", "train"): "ref. train", ("reference", "val"): "ref. validation"}
+CURVE_COLORS = {"validation": plots.LEFT_COLOR, "train": _blend(plots.LEFT_COLOR), "test": "#0b3a63",
+                "ref. validation": plots.RIGHT_COLOR, "ref. train": _blend(plots.RIGHT_COLOR)}
+
+
+def curve_rows(update: PlaygroundUpdate, reference: dict | None) -> dict[str, list[dict]]:
+    """The loss and accuracy curves as long-format rows ({"epoch", "value", "series"}) for a browser-drawn
+    line plot: yours (train, validation, test) and the reference's (ref. train, ref. validation) up to the
+    run's last planned epoch. Drawing them with matplotlib on the server would cost ~0.2 s of CPU per epoch."""
+    out: dict[str, list[dict]] = {"loss": [], "accuracy": []}
+    sources = [("yours", update.history)]
+    if reference:
+        sources.append(("reference", [r for r in reference.get("history") or []
+                                      if r.get("epoch", 0) <= update.total_epochs]))
+    for who, history in sources:
+        for row in history:
+            for metric, key in (("loss", "loss"), ("accuracy", "acc")):
+                for split in ("train", "val"):
+                    value = row.get(f"{split}_{key}")
+                    if isinstance(value, (int, float)) and math.isfinite(value):  # a diverged run has NaN
+                        out[metric].append({"epoch": row["epoch"], "value": value, "series": SERIES[who, split]})
+    for row, acc in zip(update.history, update.test_accs):
+        out["accuracy"].append({"epoch": row["epoch"], "value": acc, "series": SERIES["yours", "test"]})
+    return out
+
+
+def status_markdown(update: PlaygroundUpdate, reference: dict | None, reference_title: str) -> str:
+    """The status above the figures: a progress bar, the accuracies so far, elapsed time, how it ended, the
+    reference at the same epoch and what the data is."""
+    head = (f"<progress value=\"{update.epoch}\" max=\"{update.total_epochs}\" style=\"width: 100%\"></progress>\n\n"
+            f"**Epoch {update.epoch}/{update.total_epochs}** · validation accuracy **{update.val_acc:.1%}** · "
+            f"test accuracy **{update.test_acc:.1%}** ({update.test_images:,} test images) · {update.seconds:.1f} s")
+    if update.stopped:
+        head += f"\n\n⏹ Training {update.stopped}."
+    elif update.done:
+        head += "\n\n✔ Done."
+    else:
+        head += " · training…"
+    ref_row = next((r for r in (reference or {}).get("history") or [] if r.get("epoch") == update.epoch), None)
+    if ref_row is not None:
+        # an epoch of the reference is more steps than one of yours: it saw all of the training split
+        ref_images = reference.get("limit") or TRAIN_SIZE[1]
+        ref_batch = (reference.get("config") or {}).get("batch_size", BASELINE.batch_size)
+        steps = -(-update.config["train_size"] // update.settings.batch_size)
+        head += (f"\n\nReference **{reference_title}** at epoch {ref_row['epoch']}: validation accuracy "
+                 f"{ref_row['val_acc']:.1%} (trained on {ref_images:,} images, {-(-ref_images // ref_batch)} "
+                 f"steps per epoch; yours takes {steps}).")
+    return head + f"\n\n*{update.settings.describe()}. {update.note}*"

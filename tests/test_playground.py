@@ -1,0 +1,257 @@
+"""The Playground: bounds, one streamed update per epoch through core's own trainer, stop, and the tab via the API."""
+import json
+import math
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import core.playground as pg
+from conftest import ROOT
+from core import plots
+from core.data import DatasetError
+from core.diagnostics import LAYER_KEYS
+from core.methods import BASELINE, METHODS
+from core.models import DeepMLP
+from core.train import train_epochs, train_method
+
+SMALL = dict(depth=3, width=32, epochs=2, train_size=500)  # real data, about a second
+
+
+# ---------------------------------------------------------------------------------------------- bounds
+
+@pytest.mark.parametrize("field,value,message", [
+    ("depth", 0, "Depth (hidden layers) must be a whole number from 1 to 10"),
+    ("depth", 11, "Depth (hidden layers) must be a whole number from 1 to 10"),
+    ("depth", 2.5, "Depth (hidden layers) must be a whole number"),
+    ("depth", "7", "Depth (hidden layers) must be a number, got '7'"),
+    ("depth", True, "Depth (hidden layers) must be a number"),
+    ("depth", None, "Depth (hidden layers) must be a number, got None"),
+    ("width", 4, "Width (units per layer) must be a whole number from 8 to 512"),
+    ("width", 513, "Width (units per layer) must be a whole number from 8 to 512"),
+    ("activation", "gelu", "Activation must be one of sigmoid, tanh, relu"),
+    ("activation", None, "Activation must be one of"),
+    ("init_std", 0, "Init std must be greater than 0 and at most 20"),
+    ("init_std", -1, "Init std must be greater than 0"),
+    ("init_std", 25, "Init std must be greater than 0 and at most 20"),
+    ("init_std", math.nan, "Init std must be a finite number, got nan"),
+    ("norm", "layernorm", "Normalization must be one of none, batchnorm, custom"),
+    ("skips", "yes", "Skip connections must be on or off"),
+    ("skips", 1, "Skip connections must be on or off"),
+    ("grad_norm", None, "Gradient normalization must be on or off"),
+    ("optimizer", "adamw", "Optimizer must be one of sgd, adam"),
+    ("lr", 0, "Learning rate must be greater than 0 and at most 1"),
+    ("lr", 1.5, "Learning rate must be greater than 0 and at most 1"),
+    ("lr", math.inf, "Learning rate must be a finite number"),
+    ("lr", "0.1", "Learning rate must be a number"),
+    ("epochs", 0, "Epochs must be a whole number from 1 to 20"),
+    ("epochs", 21, "Epochs must be a whole number from 1 to 20"),
+    ("train_size", 499, "Training images must be a whole number from 500 to 54,000"),
+    ("train_size", 60_000, "Training images must be a whole number from 500 to 54,000"),
+    ("batch_size", 8, "Batch size must be a whole number from 16 to 4,096"),
+])
+def test_each_bad_value_is_refused_with_a_message_naming_the_control(field, value, message):
+    with pytest.raises(ValueError) as e:
+        pg.PlaygroundSettings(**{field: value})
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_skips_need_three_layers():
+    with pytest.raises(ValueError, match=r"Skip connections need at least 3 hidden layers.*got depth 2"):
+        pg.PlaygroundSettings(depth=2, skips=True)
+    assert pg.PlaygroundSettings(depth=2).skips is False
+
+
+def test_values_are_normalized_and_settings_from_inputs_follows_the_tab_order():
+    s = pg.settings_from_inputs(7.0, np.int64(64), "ReLU", np.float32(0.5), "BatchNorm", True, False, "Adam",
+                                0.001, 3.0, 1000.0, 256)
+    assert (s.depth, s.width, s.activation, s.norm, s.optimizer, s.epochs, s.train_size) == \
+        (7, 64, "relu", "batchnorm", "adam", 3, 1000)
+    assert type(s.depth) is int and type(s.init_std) is float and s.skips is True
+    with pytest.raises(ValueError, match="at most 13 settings"):
+        pg.settings_from_inputs(*range(14))
+
+
+def test_defaults_are_the_baseline_and_to_method_is_a_registry_method():
+    default = pg.PlaygroundSettings()
+    assert pg.to_method(default) == replace(BASELINE, name="playground", title="Your network",
+                                            description=default.describe(), epochs=10)  # ignores `changes`
+    m = pg.to_method(pg.PlaygroundSettings(depth=7, skips=True, activation="relu", optimizer="adam", lr=0.001))
+    assert m.skips == METHODS["skip"].skips and m.activation == "relu" and m.optimizer == "adam"
+    assert set(m.changes) == {"skips", "activation", "optimizer", "lr", "epochs"}
+
+
+SKIPS = {1: (), 2: (), 3: ((1, 3),), 4: ((1, 4),), 5: ((1, 3), (4, 5)), 6: ((1, 3), (4, 6)),
+         7: METHODS["skip"].skips, 8: ((1, 3), (4, 6), (7, 8)), 9: ((1, 3), (4, 6), (7, 9)),
+         10: ((1, 3), (4, 6), (7, 10))}
+
+
+@pytest.mark.parametrize("depth", range(1, 11))
+def test_skip_pairs_generalize_the_spec_to_every_depth(depth):
+    assert METHODS["skip"].skips == ((1, 3), (4, 7))  # depth 7 is the registry's `skip` exactly
+    assert pg.skip_pairs(depth) == SKIPS[depth]
+    DeepMLP(depth=depth, skips=[list(p) for p in SKIPS[depth]])  # the model accepts them
+
+
+# -------------------------------------------------------------------------------------------- streaming
+
+def test_stream_yields_one_update_per_epoch_usable_by_core_plots(tmp_path):
+    settings = pg.PlaygroundSettings(**SMALL)
+    updates = list(pg.stream_training(settings))
+    assert [u.epoch for u in updates] == list(range(settings.epochs + 1))
+    assert [u.done for u in updates] == [False] * settings.epochs + [True]
+    assert all(u.total_epochs == settings.epochs and u.stopped is None for u in updates)
+    names = [f"hidden{i + 1}" for i in range(settings.depth)] + ["output"]
+    for u in updates:
+        assert len(u.history) == len(u.test_accs) == u.epoch + 1
+        assert [r["epoch"] for r in u.history] == list(range(u.epoch + 1))
+        row = u.history[-1]
+        assert [l["name"] for l in row["layers"]] == names
+        assert all(set(l) == {"name", *LAYER_KEYS} for l in row["layers"])
+        assert 0 <= u.val_acc <= 1 and 0 <= u.test_acc <= 1
+    last = updates[-1]
+    assert updates[0].test_images == pg.TEST_PROBE and last.test_images == 10_000  # all of them at the end
+    assert last.config["train_size"] == 500 and last.config["val_size"] == pg.VAL_SIZE
+    assert "Real FashionMNIST: 500 training images" in last.note
+    metrics = last.metrics
+    json.dumps(metrics, allow_nan=False)
+    reference = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
+    for u in updates:  # one bar per layer at the update's epoch, on the playground's panel
+        fig = pg.gradient_flow(u, reference)
+        bars = [b for b in fig.axes[0].patches if (b.get_gid() or "").startswith("epoch:")]
+        assert len(bars) == len(names)
+    assert len(plots.training_curves_figure(metrics, reference).axes[0].lines) == 4
+    plots.weight_change_figure(metrics, reference)
+    path = pg.draw(last, reference, tmp_path)
+    assert path.endswith(".png") and Path(path).read_bytes()[:4] == b"\x89PNG"
+    rows = pg.curve_rows(last, reference)
+    mine = [r for r in rows["accuracy"] if not r["series"].startswith("ref.")]
+    assert len(mine) == 3 * (settings.epochs + 1)  # train, validation, test per epoch
+    assert all(r["epoch"] <= settings.epochs for r in rows["loss"])
+    status = pg.status_markdown(last, reference, "Baseline")
+    assert f"Epoch {settings.epochs}/{settings.epochs}" in status and "Done" in status
+
+
+def test_it_is_core_trainer_not_a_second_loop():
+    settings = pg.PlaygroundSettings(**SMALL)
+    streamed = list(pg.stream_training(settings))[-1]
+    data, _ = pg.playground_data(settings.train_size, settings.seed)
+    _, metrics = train_method(pg.to_method(settings), data)
+    assert list(streamed.history) == metrics["history"]
+    assert streamed.test_acc == metrics["test_acc"]
+
+
+def test_stop_mid_run_ends_the_generator_within_a_batch():
+    stop = threading.Event()
+    settings = pg.PlaygroundSettings(epochs=20, train_size=20_000)  # a minute or more if it ran to the end
+    steps = pg.stream_training(settings, stop)
+    first = next(steps)
+    assert first.epoch == 0 and not first.done
+    threading.Timer(0.2, stop.set).start()  # mid-epoch 1
+    start = time.monotonic()
+    rest = list(steps)
+    assert time.monotonic() - start < 5
+    assert len(rest) == 1 and rest[0].done and rest[0].epoch == 0
+    assert rest[0].stopped == "stopped at your request during epoch 1"
+
+
+def test_time_limit_stops_a_run():
+    updates = list(pg.stream_training(pg.PlaygroundSettings(**SMALL), time_limit=0))
+    assert [u.epoch for u in updates] == [0, 0]
+    assert "time limit" in updates[-1].stopped and updates[-1].done
+
+
+def test_should_stop_is_asked_before_every_batch(tiny):
+    calls = []
+    method = replace(METHODS["baseline"], epochs=3, batch_size=100)  # 6 batches per epoch
+    updates = list(train_epochs(method, tiny, should_stop=lambda: calls.append(1) or len(calls) > 8))
+    assert [u.record["epoch"] for u in updates] == [0, 1]  # epoch 2 was cut after 2 batches, not yielded
+    assert len(calls) == 9
+
+
+def test_without_the_dataset_it_trains_on_the_committed_sample(monkeypatch):
+    def missing(*_a, **_k):
+        raise DatasetError("FashionMNIST not found")
+    monkeypatch.setattr(pg, "_full", {})
+    monkeypatch.setattr(pg, "load_fashion_mnist", missing)
+    data, note = pg.playground_data(10_000)
+    assert (len(data.train), len(data.val), len(data.test)) == pg.SAMPLE_SPLIT and data.source == "sample"
+    assert "not installed here" in note and "committed sample" in note and "10,000" in note
+    updates = list(pg.stream_training(pg.PlaygroundSettings(depth=2, width=16, epochs=1)))
+    assert len(updates) == 2 and updates[-1].config["train_size"] == 600
+    assert updates[-1].test_images == 200 and "committed sample" in updates[-1].note
+    assert torch.get_num_threads() >= 1  # (the playground never sets it)
+
+
+# ------------------------------------------------------------------------------------- through the app
+
+def _args(**changes):
+    s = dict(depth=3, width=32, activation="sigmoid", init_std=0.05, norm="none", skips=False, grad_norm=False,
+             optimizer="sgd", lr=0.01, epochs=2, train_size=500, batch_size=512, reference="baseline")
+    s.update(changes)
+    return list(s.values())
+
+
+def _wait(job, timeout):
+    deadline = time.monotonic() + timeout
+    while not job.done():
+        assert time.monotonic() < deadline, f"no result within {timeout} s: {job.status()}"
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return server.client()
+
+
+def test_app_streams_one_output_per_epoch(client):
+    job = client.submit(*_args(), api_name="/playground")
+    _wait(job, 60)
+    outputs = job.outputs()
+    assert len(outputs) == 3  # epochs 0, 1, 2
+    for epoch, (flow, loss, accuracy, status) in enumerate(outputs):
+        assert f"Epoch {epoch}/2" in status
+        assert loss["x_lim"] == [0, 2] and {r[0] for r in loss["value"]["data"]} >= set(range(epoch + 1))
+    flow, _, accuracy, status = outputs[-1]
+    assert Path(flow).read_bytes()[:4] == b"\x89PNG"
+    assert "Done" in status and "(10,000 test images)" in status and "Baseline" in status
+    series = {row[2] for row in accuracy["value"]["data"]}
+    assert series == {"train", "validation", "test", "ref. train", "ref. validation"}
+
+
+@pytest.mark.parametrize("changes,message", [
+    (dict(depth=11), "Depth (hidden layers) must be a whole number from 1 to 10 hidden layers, got 11"),
+    (dict(lr=5), "Learning rate must be greater than 0 and at most 1, got 5"),
+    (dict(depth=2, skips=True), "Skip connections need at least 3 hidden layers"),
+])
+def test_app_refuses_bad_values_with_a_clear_message(client, changes, message):
+    with pytest.raises(Exception) as e:
+        client.predict(*_args(**changes), api_name="/playground")
+    assert message in str(e.value)
+
+
+def test_stop_and_cancel_mid_run_leave_the_app_responsive(client, server):
+    long = _args(depth=7, width=128, epochs=20, train_size=20_000)  # a minute or more if it ran to the end
+    # the Stop button's endpoint: the run ends with a status saying so
+    job = client.submit(*long, api_name="/playground")
+    while not job.outputs():
+        assert not job.done(), job.status()
+        time.sleep(0.05)
+    client.predict(api_name="/playground_stop")
+    _wait(job, 15)
+    assert "stopped at your request" in job.outputs()[-1][3] and len(job.outputs()) < 21
+    # a cancelled job (a closed tab) frees the single training slot at once
+    job = client.submit(*long, api_name="/playground")
+    while not job.outputs():
+        time.sleep(0.05)
+    job.cancel()
+    start = time.monotonic()
+    card_left, *_ = client.predict("baseline", "relu", api_name="/compare")
+    assert card_left.startswith("### ") and time.monotonic() - start < 10
+    short = client.submit(*_args(epochs=1), api_name="/playground")
+    _wait(short, 30)  # had the slot not been freed, it would wait for a 20-epoch run
+    assert len(short.outputs()) == 2 and server.alive()
