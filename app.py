@@ -137,7 +137,7 @@ def classify_if_any(image, left: str, right: str):
 def model_view(image, left: str, right: str):
     if image is None:
         return None
-    return lab.classify(image, left, right)[2]
+    return lab.enlarged(lab.classify(image, left, right)[2])
 
 
 @_user_errors
@@ -268,7 +268,7 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     label_left = gr.Label(num_top_classes=5, label="Left method")
                     label_right = gr.Label(num_top_classes=5, label="Right method")
-                gr.Examples(sorted(str(p) for p in (ASSETS / "examples").glob("*.png")), inputs=image,
+                gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
                             label="Examples: real FashionMNIST test images and photo-like versions")
             with gr.Tab("Results"):
                 gr.Markdown(lab.results_markdown())

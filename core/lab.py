@@ -178,6 +178,11 @@ class Lab:
         x, preview = preprocess(image)
         return self.probabilities(left, x), self.probabilities(right, x), preview
 
+    @staticmethod
+    def enlarged(preview: np.ndarray, scale: int = 8) -> np.ndarray:
+        """The 28x28 model input blown up with square pixels, so a person can see what the model sees."""
+        return np.repeat(np.repeat(preview, scale, axis=0), scale, axis=1)
+
     def examples(self, per_class: int = 1) -> list[np.ndarray]:
         """Real test images from the sample, one per class, as 28x28 uint8 arrays."""
         out = []

@@ -74,6 +74,8 @@ def test_classify_gives_top5_for_both_and_the_model_view(lab):
     assert len(left) == 5 and len(right) == 5
     assert list(left.values()) == sorted(left.values(), reverse=True) and 0 < sum(right.values()) <= 1.0001
     assert seen.shape == (28, 28) and seen.dtype == np.uint8
+    big = lab.enlarged(seen)
+    assert big.shape == (224, 224) and (big[::8, ::8] == seen).all() and (big[7::8, 7::8] == seen).all()
     # a broken method gives no probabilities rather than failing the other side
     broken, ok, _ = lab.classify(img, "relu", "baseline")
     assert broken == {} and len(ok) == 5
