@@ -129,15 +129,16 @@ def classify(image, left: str, right: str):
 
 
 @_user_errors
-def classify_if_any(image, left: str, right: str):
-    return classify(image, left, right) if image is not None else ({}, {})
-
-
-@_user_errors
-def model_view(image, left: str, right: str):
+def classify_and_view(image, left: str, right: str):
+    """What the page shows for an image: both top-5s and the enlarged model input, from one preprocessing
+    (one event, so a bad upload gives one message, not one per output)."""
     if image is None:
-        return None
-    return lab.enlarged(lab.classify(image, left, right)[2])
+        return {}, {}, None
+    probs_left, probs_right, preview = lab.classify(image, left, right)
+    for name, probs in ((left, probs_left), (right, probs_right)):
+        if not probs:
+            gr.Warning(f"{METHODS[name].title}: {lab.entry(name).error}")
+    return probs_left, probs_right, lab.enlarged(preview)
 
 
 @_user_errors
@@ -246,16 +247,21 @@ def build() -> gr.Blocks:
             with gr.Tab("Compare"):
                 with gr.Row():
                     card_left, card_right = gr.Markdown(), gr.Markdown()
-                flow = gr.Image(label="Gradient flow: mean |grad| per layer, input → output (log scale)",
-                                type="pil", interactive=False, buttons=["download"])
+                flow = gr.Image(elem_id="flow",
+                                label="Gradient flow: mean |grad| per layer, input → output (log scale)",
+                                type="pil", interactive=False, show_label=False, buttons=["download"])
                 epoch = gr.Slider(0, 100, value=100, step=1, label="Epoch shown in the gradient flow (0 = init)")
                 with gr.Row():
-                    curves = gr.Image(label="Training curves", type="pil", interactive=False)
-                    weight_change = gr.Image(label="Relative weight change per layer", type="pil",
-                                             interactive=False)
+                    curves = gr.Image(elem_id="curves", label="Training curves", type="pil", interactive=False,
+                                      show_label=False)
+                    weight_change = gr.Image(elem_id="weight-change", label="Relative weight change per layer",
+                                             type="pil",
+                                             interactive=False, show_label=False)
                 with gr.Row():
-                    preds_left = gr.Image(label="Predictions (left)", type="pil", interactive=False)
-                    preds_right = gr.Image(label="Predictions (right)", type="pil", interactive=False)
+                    preds_left = gr.Image(elem_id="preds-left", label="Predictions (left)", type="pil",
+                                          interactive=False, show_label=False)
+                    preds_right = gr.Image(elem_id="preds-right", label="Predictions (right)", type="pil",
+                                           interactive=False, show_label=False)
             with gr.Tab("Classify"):
                 gr.Markdown("Upload or paste a photo of a clothing item (or pick an example). It is turned into "
                             "what the models were trained on: grayscale, light item on black, cropped, 28x28.")
@@ -268,8 +274,8 @@ def build() -> gr.Blocks:
                 with gr.Row():
                     label_left = gr.Label(num_top_classes=5, label="Left method")
                     label_right = gr.Label(num_top_classes=5, label="Right method")
-                gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
-                            label="Examples: real FashionMNIST test images and photo-like versions")
+                examples = gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
+                                       label="Examples: real FashionMNIST test images and photo-like versions")
             with gr.Tab("Results"):
                 gr.Markdown(lab.results_markdown())
                 results_plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
@@ -321,9 +327,10 @@ def build() -> gr.Blocks:
                       concurrency_limit=2)
         run.click(classify, [image, left, right], [label_left, label_right], api_name="classify",
                   concurrency_limit=8)
-        gr.on([image.change, left.change, right.change], classify_if_any, [image, left, right],
-              [label_left, label_right], api_visibility="private", concurrency_limit=8)
-        image.change(model_view, [image, left, right], seen, api_visibility="private", concurrency_limit=8)
+        gr.on([image.input, left.change, right.change], classify_and_view, [image, left, right],
+              [label_left, label_right, seen], api_visibility="private", concurrency_limit=8)
+        examples.load_input_event.then(classify_and_view, [image, left, right], [label_left, label_right, seen],
+                                       api_visibility="private", concurrency_limit=8)
         gr.on([demo.load, left.change, right.change], results, [left, right], results_plot,
               api_visibility="private", concurrency_limit=2)
         # One Playground run at a time for everyone (its own concurrency group, so it never takes the other

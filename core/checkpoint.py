@@ -1,7 +1,9 @@
 """Checkpoints on disk: checkpoints/<method>/{config.json, model.safetensors, metrics.json}.
 
-Written atomically (temp file, then rename; metrics.json last, carrying the weights' SHA-256, so a set
-interrupted between renames is detected). Read with strict checks; never pickle, never torch.load.
+Written atomically: all three files are first written to temp files, then renamed into place with SIGINT and
+SIGTERM held back, so an interrupted save leaves the previous checkpoint as it was. metrics.json, renamed last,
+carries the weights' SHA-256, so a set mixed by a crash between renames is still detected. Read with strict
+checks; never pickle, never torch.load.
 """
 from __future__ import annotations
 
@@ -9,7 +11,10 @@ import hashlib
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,25 +39,60 @@ def rebuild_command(method: str) -> str:
     return f"python -m core.train --method {method}"
 
 
-def _atomic_write(path: Path, write) -> None:
+def _stage(path: Path, write) -> Path:
+    """`write` a temp file beside `path` and return it (removed again if writing fails or is interrupted)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
         os.chmod(tmp, 0o644)  # mkstemp makes files private; checkpoints are meant to be shared
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
-def write_json(path: Path, obj, compact: bool = False) -> None:
+@contextmanager
+def _signals_deferred():
+    """SIGINT and SIGTERM that arrive inside the block are delivered when it ends (main thread only: Python
+    runs signal handlers there, and only there can they be installed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = {s: signal.signal(s, lambda number, frame: caught.append(number))
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for number in caught:
+            signal.raise_signal(number)
+
+
+def _commit(staged: list[tuple[Path, Path]]) -> None:
+    """Rename every staged temp file onto its target, in order, as one uninterruptible step."""
+    try:
+        with _signals_deferred():
+            for tmp, path in staged:
+                os.replace(tmp, path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+def _json_writer(obj, compact: bool = False):
     def write(tmp):
         with open(tmp, "w") as f:
             json.dump(obj, f, allow_nan=False, **({"separators": (",", ":")} if compact else {"indent": 1}))
             f.write("\n")
-    _atomic_write(path, write)
+    return write
+
+
+def write_json(path: Path, obj, compact: bool = False) -> None:
+    _commit([(_stage(path, _json_writer(obj, compact)), path)])
 
 
 def sha256(path: Path) -> str:
@@ -69,9 +109,18 @@ def save_checkpoint(model: DeepMLP, metrics: dict, folder: Path) -> Path:
     """Write the three files of a checkpoint into `folder` (created if needed)."""
     folder = Path(folder)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(folder / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    write_json(folder / CONFIG, model_config(model))
-    write_json(folder / METRICS, {**metrics, "weights_sha256": sha256(folder / WEIGHTS)}, compact=True)
+    staged = []  # (temp file, target): nothing of the previous checkpoint is replaced until all three exist
+    try:
+        weights = _stage(folder / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+        staged.append((weights, folder / WEIGHTS))
+        staged.append((_stage(folder / CONFIG, _json_writer(model_config(model))), folder / CONFIG))
+        metrics = {**metrics, "weights_sha256": sha256(weights)}
+        staged.append((_stage(folder / METRICS, _json_writer(metrics, compact=True)), folder / METRICS))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    _commit(staged)  # metrics.json last
     return folder
 
 

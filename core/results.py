@@ -50,9 +50,19 @@ def summarize(name: str, runs: list[dict]) -> dict:
     }
 
 
-def results_rows(root: Path = ROOT) -> list[dict]:
-    """A row per registry method that has a committed checkpoint, in registry order."""
-    return [summarize(name, runs) for name in METHODS if (runs := seed_runs(name, root))]
+def results_rows(root: Path = ROOT, strict: bool = True) -> list[dict]:
+    """A row per registry method that has a committed checkpoint, in registry order. With strict=False (the
+    app) a method whose metrics files cannot be read or summarized is left out instead of raising: its method
+    card already says what is wrong, and one damaged file must not stop the app from starting."""
+    rows = []
+    for name in METHODS:
+        try:
+            if runs := seed_runs(name, root):
+                rows.append(summarize(name, runs))
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            if strict:
+                raise
+    return rows
 
 
 def _sci(x) -> str:

@@ -286,5 +286,7 @@ if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt:
-        print("interrupted: nothing was written for the unfinished method", file=sys.stderr)
+        # (leading newline: the progress bar's line is still open)
+        print("\ninterrupted: checkpoints already on disk are intact; the unfinished method was not saved",
+              file=sys.stderr)
         sys.exit(130)

@@ -1,24 +1,24 @@
 """core.preprocess: hostile and odd uploads, and that real FashionMNIST images survive the pipeline.
 
-Every bad file is generated in tmp_path at test time; nothing binary is committed.
+Every bad file is generated in tmp_path at test time by tests/imagefiles.py (test_uploads.py sends the
+same files through the launched app); nothing binary is committed.
 """
 from __future__ import annotations
 
 import io
 import resource
-import struct
 import time
-import zipfile
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFile
 
+import imagefiles as F
 from core import preprocess as P
 from core.data import SAMPLE_PATH
 from core.models import DeepMLP
+from imagefiles import encode, png_header
 
 
 @pytest.fixture(scope="module")
@@ -45,63 +45,32 @@ def refused(source, *words):
     return message
 
 
-def png_header(width: int, height: int) -> bytes:
-    """A structurally valid PNG whose IHDR claims width x height, with a tiny IDAT: a bomb that costs nothing
-    to write, and that no one (the test included) should ever decode."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit grayscale
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 2**20, 9))
-            + chunk(b"IEND", b""))
-
-
-def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, fmt, **kwargs)
-    return buffer.getvalue()
-
-
-def noise_image(mode: str, size=(64, 64), seed=0) -> Image.Image:
-    # Noise does not compress, so a cut through the file lands in the middle of the pixel data.
-    channels = {"L": 1, "RGB": 3}[mode]
-    a = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], channels), dtype=np.uint8)
-    return Image.fromarray(a.squeeze())
-
-
 # --- files that are not (whole) images ---
 
 def test_text_named_png(tmp_path):
-    path = tmp_path / "shirt.png"
-    path.write_text("this is definitely not a picture\n")
+    path = F.text_named_png(tmp_path / "shirt.png")
     message = refused(path, "text")
     assert ".png" in message
 
 
 def test_zip_named_png(tmp_path):
-    path = tmp_path / "shirt.png"
-    with zipfile.ZipFile(path, "w") as z:
-        z.writestr("shirt.txt", "hello")
+    path = F.zip_named_png(tmp_path / "shirt.png")
     refused(path, "zip")
 
 
 def test_empty_file(tmp_path):
-    path = tmp_path / "empty.png"
-    path.write_bytes(b"")
+    path = F.empty_file(tmp_path / "empty.png")
     refused(path, "empty")
     refused(b"", "empty")
 
 
 def test_truncated_png(tmp_path):
-    data = encode(noise_image("L"), "PNG")
-    path = tmp_path / "cut.png"
-    path.write_bytes(data[: len(data) // 2])
+    path = F.truncated_png(tmp_path / "cut.png")
     refused(path, "damaged or incomplete")
 
 
 def test_truncated_jpeg(tmp_path):
-    data = encode(noise_image("RGB"), "JPEG", quality=95)
-    path = tmp_path / "cut.jpg"
-    path.write_bytes(data[: len(data) * 6 // 10])
+    path = F.truncated_jpeg(tmp_path / "cut.jpg")
     refused(path, "damaged or incomplete")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # the global switch was left alone
 
@@ -116,9 +85,7 @@ def test_missing_directory_none_and_wrong_types(tmp_path):
 
 
 def test_file_over_byte_limit_is_not_read(tmp_path):
-    path = tmp_path / "huge.png"
-    with open(path, "wb") as f:
-        f.truncate(P.MAX_BYTES + 1)  # sparse: no disk used, and it must not be read
+    path = F.sparse_file(tmp_path / "huge.png", P.MAX_BYTES + 1)  # no disk used, and it must not be read
     refused(path, "limit is 20 MB")
 
 
@@ -128,8 +95,7 @@ def test_file_over_byte_limit_is_not_read(tmp_path):
                                           (10000, 10000),  # PIL's DecompressionBombWarning range
                                           (8000, 6000)])   # below PIL's limits, above ours
 def test_bomb_refused_before_decoding(tmp_path, monkeypatch, width, height):
-    path = tmp_path / "bomb.png"
-    path.write_bytes(png_header(width, height))
+    path = F.bomb_png(tmp_path / "bomb.png", width, height)
     assert path.stat().st_size < 5000
 
     def no_decoding(self):
@@ -154,16 +120,12 @@ def test_bomb_as_array_or_lazy_pil_image_is_refused(monkeypatch):
 # --- odd but legitimate images ---
 
 def test_one_pixel(tmp_path):
-    path = tmp_path / "dot.png"
-    Image.new("L", (1, 1), 200).save(path)
+    path = F.one_pixel_png(tmp_path / "dot.png")
     assert_valid(P.preprocess(path))
 
 
 def test_extreme_aspect_ratio(tmp_path):
-    a = np.zeros((10, 4000), np.uint8)
-    a[3:7, 100:3900] = 220  # a thin bright bar
-    path = tmp_path / "strip.png"
-    Image.fromarray(a).save(path)
+    path = F.strip_png(tmp_path / "strip.png")  # 4000x10, a thin bright bar: rows 3-6, columns 100-3899
     preview = assert_valid(P.preprocess(path))
     assert preview[14].max() > 200  # the bar spans the frame horizontally...
     assert preview[:10].max() == 0 and preview[-10:].max() == 0  # ...as a thin line in the middle
@@ -171,9 +133,8 @@ def test_extreme_aspect_ratio(tmp_path):
 
 def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
     a = np.zeros((40, 40), np.uint16)
-    a[5:35, 10:30] = 40000  # 61% of full scale
-    path = tmp_path / "deep.png"
-    Image.fromarray(a).save(path)
+    a[5:35, 10:30] = 40000  # 61% of full scale: what F.gray16_png draws by default
+    path = F.gray16_png(tmp_path / "deep.png")
     assert Image.open(path).mode.startswith("I")
     im = P.open_image(path)
     assert im.mode == "L" and im.getpixel((20, 20)) == round(40000 / 257) and im.getpixel((0, 0)) == 0
@@ -182,10 +143,7 @@ def test_16_bit_grayscale_is_scaled_not_clipped(tmp_path):
 
 
 def test_cmyk_jpeg(tmp_path):
-    im = Image.new("CMYK", (60, 60), (0, 0, 0, 0))  # white paper
-    im.paste((0, 0, 0, 255), (20, 10, 40, 50))  # a black rectangle, taller than wide
-    path = tmp_path / "print.jpg"
-    im.save(path, quality=95)
+    path = F.cmyk_jpeg(tmp_path / "print.jpg")  # white paper, a black rectangle (20, 10, 40, 50)
     gray = np.asarray(P.open_image(path).convert("L"))
     assert gray[0, 0] > 240 and gray[30, 30] < 15
     preview = assert_valid(P.preprocess(path))
@@ -193,11 +151,9 @@ def test_cmyk_jpeg(tmp_path):
 
 
 def test_transparent_pixels_are_background(tmp_path):
-    a = np.zeros((60, 60, 4), np.uint8)
-    a[..., :3] = (200, 0, 0)  # what the invisible pixels happen to store must not matter
-    a[10:50, 20:40] = (60, 60, 60, 255)  # an opaque dark-grey item
-    path = tmp_path / "cutout.png"
-    Image.fromarray(a).save(path)
+    # transparent red around an opaque dark-grey item at rows 10-49, columns 20-39: what the invisible
+    # pixels happen to store must not matter
+    path = F.rgba_cutout_png(tmp_path / "cutout.png")
     im = P.open_image(path)
     assert im.mode == "RGB" and im.getpixel((0, 0)) == (255, 255, 255) and im.getpixel((30, 30)) == (60, 60, 60)
     preview = assert_valid(P.preprocess(path))
@@ -215,10 +171,7 @@ def test_palette_and_la_images(tmp_path):
 
 
 def test_animated_gif_uses_first_frame(tmp_path):
-    first, second = np.zeros((40, 40), np.uint8), np.zeros((40, 40), np.uint8)
-    first[:, :20], second[:, 20:] = 255, 255
-    path = tmp_path / "anim.gif"
-    Image.fromarray(first).save(path, save_all=True, append_images=[Image.fromarray(second)], duration=100)
+    path = F.animated_gif(tmp_path / "anim.gif")  # frame 1 bright on the left half, frame 2 on the right
     assert Image.open(path).n_frames == 2
     gray = np.asarray(P.open_image(path).convert("L"))
     assert gray[:, :20].min() > 200 and gray[:, 20:].max() < 50
@@ -229,12 +182,9 @@ def test_animated_gif_uses_first_frame(tmp_path):
 
 
 def test_exif_rotation_is_applied(tmp_path):
-    a = np.zeros((30, 60), np.uint8)  # stored wide: 60x30
-    a[:, :10] = 255  # a bright band on the stored left edge
-    exif = Image.Exif()
-    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
-    path = tmp_path / "phone.jpg"
-    Image.fromarray(a).save(path, exif=exif, quality=95)
+    # stored wide (60x30) with a bright band on the stored left edge, and EXIF orientation 6:
+    # "rotate 90 degrees clockwise to display"
+    path = F.exif_rotated_jpeg(tmp_path / "phone.jpg")
     im = P.open_image(path)
     assert im.size == (30, 60)  # tall, as the camera meant
     gray = np.asarray(im.convert("L"))

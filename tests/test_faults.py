@@ -1,0 +1,318 @@
+"""Tampering and faults: tampered checkpoints are refused by the running app with the file named, no code path
+unpickles anything, and interrupted training (signals, or an interruption in the middle of a write) never
+leaves a half-written or mixed checkpoint behind."""
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import json
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import tokenize
+from pathlib import Path
+
+import pytest
+import torch
+from gradio_client import handle_file
+from safetensors.torch import save_file
+
+import core.checkpoint as C
+from conftest import ROOT, AppServer
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.methods import METHODS
+from core.models import DeepMLP
+
+
+def _fresh_checkpoint(folder: Path, name: str) -> None:
+    """A valid checkpoint of an untrained model, for a method whose real one is not trained yet."""
+    config = METHODS[name].model_config()
+    metrics = {"method": name, "seed": 42, "config": config, "epochs": 0, "train_seconds": 0.0, "test_acc": 0.1,
+               "test_loss": 2.3, "history": []}
+    save_checkpoint(DeepMLP(**config), metrics, folder)
+
+
+def _state(folder: Path) -> dict:
+    return DeepMLP(**json.loads((folder / "config.json").read_text())).state_dict()
+
+
+def _wrong_shape(folder: Path) -> None:
+    state = _state(folder)
+    state["linears.0.weight"] = torch.zeros(64, 784)
+    save_file(state, folder / "model.safetensors")
+
+
+def _wrong_dtype(folder: Path) -> None:
+    state = _state(folder)
+    state["head.bias"] = state["head.bias"].double()
+    save_file(state, folder / "model.safetensors")
+
+
+def _truncated(folder: Path) -> None:
+    path = folder / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:5000])
+
+
+def _edit_config(change):
+    def damage(folder: Path) -> None:
+        config = json.loads((folder / "config.json").read_text())
+        change(config)
+        (folder / "config.json").write_text(json.dumps(config))
+    return damage
+
+
+# method -> (damage, the file the card must name, what it must say)
+TAMPERED = {
+    "relu": (_wrong_shape, "model.safetensors", "linears.0.weight is (64, 784) torch.float32, expected (128, 784)"),
+    "adam": (_wrong_dtype, "model.safetensors", "head.bias is (10,) torch.float64, expected (10,) torch.float32"),
+    "tanh": (_truncated, "model.safetensors", "not a readable safetensors file"),
+    "custom_norm": (_edit_config(lambda c: c.update(evil="os.system")), "config.json", "unknown keys ['evil']"),
+    "weight_std_1": (_edit_config(lambda c: c.update(depth=10**9)), "config.json", "depth must be 1..32"),
+    "grad_norm": (_edit_config(lambda c: c.update(width=10**6)), "config.json", "width must be 1..4096"),
+    "skip": (_edit_config(lambda c: c.update(init_std=float("nan"))), "config.json", "init_std must be in (0, 1000]"),
+    "weight_std_10": (lambda f: (f / "metrics.json").write_text("{not json"), "metrics.json", "not valid JSON"),
+}
+UNTOUCHED = ("baseline", "batchnorm", "layerwise")
+
+
+@pytest.fixture(scope="module")
+def tampered(tmp_path_factory):
+    """A second app, on a copy of the checkpoints where every TAMPERED method is damaged in its own way."""
+    import shutil
+    root = tmp_path_factory.mktemp("tampered_checkpoints")
+    shutil.copytree(ROOT / "checkpoints", root, dirs_exist_ok=True)
+    for name, (damage, _, _) in TAMPERED.items():
+        if not (root / name / "metrics.json").is_file():
+            _fresh_checkpoint(root / name, name)
+        damage(root / name)
+    server = AppServer(root, tmp_path_factory.mktemp("logs") / "tampered_app.log")
+    yield server, root
+    server.stop()
+
+
+def test_tampered_checkpoints_are_unavailable_naming_the_file(tampered):
+    server, root = tampered
+    client = server.client()
+    for (name, (_, bad_file, message)), other in zip(TAMPERED.items(), UNTOUCHED * 3):
+        card, other_card, *_ = client.predict(name, other, api_name="/compare")
+        assert card.startswith(f"### {METHODS[name].title}")
+        assert f"**Unavailable:** {root / name / bad_file}: " in card, card
+        assert message in card, card
+        assert f"Rebuild it with `python -m core.train --method {name}`" in card
+        assert "**Test accuracy" in other_card, other_card
+    # a tampered model is never run: its side of /classify is empty, the untouched side answers
+    left, right = client.predict(handle_file(str(ROOT / "assets" / "examples" / "1_trouser.png")), "relu",
+                                 "batchnorm", api_name="/classify")
+    assert left == {} and right["label"] == "Trouser" and len(right["confidences"]) == 5
+    assert server.alive()
+
+
+# --- nothing is ever unpickled ---
+
+SCANNED = [ROOT / "app.py", *sorted((ROOT / "core").rglob("*.py")), *sorted((ROOT / "bench").rglob("*.py"))]
+FORBIDDEN = [
+    (re.compile(r"pickle", re.I), "pickle"),  # pickle, cPickle, cloudpickle, read_pickle ...
+    (re.compile(r"\btorch\s*\.\s*(jit\s*\.\s*)?load\b"), "torch.load"),
+    (re.compile(r"\bweights_only\s*=\s*False\b"), "weights_only=False"),
+    (re.compile(r"\b(joblib|dill|shelve|marshal)\b"), "another unpickler"),
+]
+
+
+STRINGS = {tokenize.COMMENT, tokenize.STRING, getattr(tokenize, "FSTRING_MIDDLE", tokenize.STRING)}
+
+
+def _code_only(source: str) -> str:
+    """The source with comments and string literals blanked out: docstrings may say "never pickle"."""
+    lines = source.splitlines(keepends=True)
+    out = [list(line) for line in lines]
+    for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+        if tok.type in STRINGS:
+            (r0, c0), (r1, c1) = tok.start, tok.end
+            for r in range(r0, r1 + 1):
+                row = out[r - 1]
+                for c in range(c0 if r == r0 else 0, c1 if r == r1 else len(row)):
+                    if row[c] != "\n":
+                        row[c] = " "
+    return "".join("".join(row) for row in out)
+
+
+def unpickling_problems(source: str, name: str = "<source>") -> list[str]:
+    problems = []
+    for number, line in enumerate(_code_only(source).splitlines(), 1):
+        line = re.sub(r"\ballow_pickle\s*=\s*False\b", "", line)  # the one allowed spelling
+        problems += [f"{name}:{number}: {what}: {line.strip()}" for pattern, what in FORBIDDEN if pattern.search(line)]
+    for node in ast.walk(ast.parse(source)):  # every np.load / numpy.load call refuses pickles explicitly
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "load" \
+                and isinstance(node.func.value, ast.Name) and node.func.value.id in ("np", "numpy"):
+            safe = any(k.arg == "allow_pickle" and isinstance(k.value, ast.Constant) and k.value.value is False
+                       for k in node.keywords)
+            if not safe:
+                problems.append(f"{name}:{node.lineno}: np.load without allow_pickle=False")
+    return problems
+
+
+def test_no_code_path_unpickles_anything():
+    assert ROOT / "app.py" in SCANNED and len(SCANNED) > 5
+    problems = [p for path in SCANNED for p in unpickling_problems(path.read_text(), str(path.relative_to(ROOT)))]
+    assert not problems, "\n".join(problems)
+
+
+def test_the_unpickling_scan_catches_what_it_should():
+    bad = ("import pickle\nfrom joblib import load\nx = torch.load(p)\ny = torch.load(p, weights_only=False)\n"
+           "a = np.load(p)\nb = np.load(p, allow_pickle=True)\nc = numpy.load(p, mmap_mode='r')\n"
+           "d = pd.read_pickle(p)\n")
+    found = {(int(p.split(":")[1]), p.split(": ")[1]) for p in unpickling_problems(bad)}
+    assert found == {(1, "pickle"), (2, "another unpickler"), (3, "torch.load"), (4, "torch.load"),
+                     (4, "weights_only=False"), (5, "np.load without allow_pickle=False"), (6, "pickle"),
+                     (6, "np.load without allow_pickle=False"), (7, "np.load without allow_pickle=False"),
+                     (8, "pickle")}
+    fine = ('"""Never pickle, never torch.load."""\nimport numpy as np  # no pickle here\n'
+            'a = np.load(p, allow_pickle=False)\ns = "torch.load"\n')
+    assert unpickling_problems(fine) == []
+
+
+# --- interrupted training leaves the previous checkpoint intact ---
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def _leftovers(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")]
+
+
+def _train(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "core.train", "--method", "baseline_3", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+@pytest.fixture(scope="module")
+def previous(tmp_path_factory):
+    """A finished short run: the checkpoint an interrupted run must not damage."""
+    out = tmp_path_factory.mktemp("interrupted")
+    proc = _train("--epochs", "1", "--limit", "2000", "--out", str(out))
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr.decode()
+    load_checkpoint(out / "baseline_3")
+    return out
+
+
+@pytest.mark.parametrize("sig,code,message", [
+    (signal.SIGINT, 130, "interrupted: checkpoints already on disk are intact"),
+    (signal.SIGTERM, 143, None),
+], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_training_keeps_the_previous_checkpoint(previous, sig, code, message):
+    folder = previous / "baseline_3"
+    before = _hashes(folder)
+    proc = _train("--epochs", "50", "--limit", "20000", "--out", str(previous))
+    err = bytearray()
+    training = threading.Event()
+
+    def read_stderr():
+        while chunk := proc.stderr.read1(4096):
+            err.extend(chunk)
+            if b"baseline_3:" in err:  # tqdm's bar: the data is loaded and epochs are running
+                training.set()
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        assert training.wait(120), f"training did not start:\n{err.decode()}"
+        time.sleep(1.0)
+        assert proc.poll() is None, "finished before it could be interrupted"
+        proc.send_signal(sig)
+        proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    reader.join(10)
+    stderr = err.decode(errors="replace")
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr and "Error" not in stderr, stderr
+    if message:
+        assert message in stderr, stderr[-500:]
+    assert _hashes(folder) == before  # byte-identical
+    assert not _leftovers(previous), _leftovers(previous)
+
+
+# --- an interruption in the middle of save_checkpoint (in-process: a signal cannot be timed that finely) ---
+
+def _model(seed: int) -> DeepMLP:
+    torch.manual_seed(seed)
+    return DeepMLP(**METHODS["batchnorm"].model_config())
+
+
+def _metrics(model: DeepMLP) -> dict:
+    return {"method": "batchnorm", "seed": 1, "config": C.model_config(model), "epochs": 1, "train_seconds": 0.0,
+            "test_acc": 0.5, "test_loss": 1.0, "history": [{"epoch": 1, "train_loss": 1.0}] * 200}
+
+
+@pytest.fixture
+def old_checkpoint(tmp_path):
+    folder = tmp_path / "m"
+    old = _model(0)
+    save_checkpoint(old, _metrics(old), folder)
+    return folder, _hashes(folder)
+
+
+def _assert_old_or_new(folder: Path, old_hashes: dict, new: DeepMLP | None = None) -> None:
+    """After an interrupted save, the folder holds the old checkpoint byte for byte (or, if the interruption
+    came after the last byte was written, the new one), loads cleanly, and holds no temp files."""
+    assert not _leftovers(folder), _leftovers(folder)
+    if _hashes(folder) == old_hashes:
+        return
+    assert new is not None, "the previous checkpoint was changed"
+    loaded, _ = load_checkpoint(folder)
+    x = torch.rand(3, 784)
+    torch.testing.assert_close(loaded(x), new.eval()(x), rtol=0, atol=0)
+
+
+def test_interrupt_while_writing_weights(old_checkpoint, monkeypatch):
+    folder, old_hashes = old_checkpoint
+    real = C.save_file
+
+    def half_then_interrupt(tensors, filename, metadata=None):
+        real(tensors, filename, metadata=metadata)
+        data = Path(filename).read_bytes()
+        Path(filename).write_bytes(data[: len(data) // 2])
+        raise KeyboardInterrupt
+    monkeypatch.setattr(C, "save_file", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(_model(1), _metrics(_model(1)), folder)
+    _assert_old_or_new(folder, old_hashes)
+
+
+def test_interrupt_while_writing_metrics(old_checkpoint, monkeypatch):
+    folder, old_hashes = old_checkpoint
+    real = json.dump
+
+    def half_then_interrupt(obj, f, **kw):
+        if isinstance(obj, dict) and "weights_sha256" in obj:  # metrics.json
+            text = json.dumps(obj, **kw)
+            f.write(text[: len(text) // 2])
+            raise KeyboardInterrupt
+        return real(obj, f, **kw)
+    monkeypatch.setattr(json, "dump", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(_model(1), _metrics(_model(1)), folder)
+    _assert_old_or_new(folder, old_hashes)
+
+
+@pytest.mark.parametrize("after", [1, 2])
+def test_signal_between_renames(old_checkpoint, monkeypatch, after):
+    folder, old_hashes = old_checkpoint
+    real, renames = C.os.replace, []
+
+    def replace_then_signal(src, dst):
+        real(src, dst)
+        renames.append(dst)
+        if len(renames) == after:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C right after this rename
+    monkeypatch.setattr(C.os, "replace", replace_then_signal)
+    new = _model(1)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(new, _metrics(new), folder)
+    _assert_old_or_new(folder, old_hashes, new)
