@@ -102,12 +102,17 @@ class RawNumber(gr.Number):
         return payload
 
 
+def _warn_unavailable(*names: str) -> None:
+    """A toast for each chosen method whose checkpoint could not be loaded (its outputs stay empty)."""
+    for name in names:
+        if lab.entry(name).error:
+            gr.Warning(f"{METHODS[name].title}: {lab.entry(name).error}")
+
+
 @_user_errors
 def compare(left: str, right: str):
     c = lab.rendered_comparison(left, right)
-    for name in (left, right):
-        if lab.entry(name).error:
-            gr.Warning(f"{METHODS[name].title}: {lab.entry(name).error}")
+    _warn_unavailable(left, right)
     return (*c["cards"], c["gradient_flow"], c["curves"], c["weight_change"], *c["predictions"],
             gr.Slider(maximum=c["max_epoch"], value=c["max_epoch"]))
 
@@ -122,9 +127,7 @@ def classify(image, left: str, right: str):
     if image is None:
         raise ImageError("Upload, paste or pick an image first")
     probs_left, probs_right, _ = lab.classify(image, left, right)
-    for name, probs in ((left, probs_left), (right, probs_right)):
-        if not probs:
-            gr.Warning(f"{METHODS[name].title}: {lab.entry(name).error}")
+    _warn_unavailable(left, right)
     return probs_left, probs_right
 
 
@@ -135,9 +138,7 @@ def classify_and_view(image, left: str, right: str):
     if image is None:
         return {}, {}, None
     probs_left, probs_right, preview = lab.classify(image, left, right)
-    for name, probs in ((left, probs_left), (right, probs_right)):
-        if not probs:
-            gr.Warning(f"{METHODS[name].title}: {lab.entry(name).error}")
+    _warn_unavailable(left, right)
     return probs_left, probs_right, lab.enlarged(preview)
 
 
