@@ -172,10 +172,3 @@ def layer_table(model: DeepMLP, linears: list[tuple[str, nn.Linear]], initial: d
                      "saturation": _round(sat[i]) if i < len(sat) and sat[i] is not None else None})
     return rows
 
-
-def gradient_flow(history: list[dict], epoch: int, key: str = "grad_mean_abs") -> tuple[list[str], list[float | None]]:
-    """Layer names (input to output) and one statistic of them at `epoch` (0 = init); the app's bar chart."""
-    for row in history:
-        if row["epoch"] == epoch:
-            return [l["name"] for l in row["layers"]], [l[key] for l in row["layers"]]
-    raise ValueError(f"no epoch {epoch} in history (have 0..{history[-1]['epoch']})")

@@ -36,12 +36,11 @@ class Entry:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Everything the Compare tab shows for a pair of methods."""
+    """What the Compare tab shows for a pair of methods (each side's prediction grid: Lab.predictions)."""
     cards: tuple[str, str]  # markdown: description, key hyperparameters, test accuracy (or what is wrong)
     gradient_flow: Figure
     curves: Figure
     weight_change: Figure
-    predictions: tuple[Figure, Figure]
     max_epoch: int
 
 
@@ -130,7 +129,6 @@ class Lab:
             gradient_flow=plots.gradient_flow_figure(l, r, None),
             curves=plots.training_curves_figure(l, r),
             weight_change=plots.weight_change_figure(l, r),
-            predictions=(self.predictions(left), self.predictions(right)),
             max_epoch=max_epoch)
 
     def _png(self, fig: Figure, name: str) -> str:
@@ -144,15 +142,15 @@ class Lab:
         return self._png(self.predictions(name), f"predictions-{name}")
 
     def _rendered_comparison(self, left: str, right: str) -> dict:
-        """compare(), rendered: the cards, PNG paths of every figure, and the epoch range."""
-        l, r = self.entry(left).metrics, self.entry(right).metrics
-        pair = f"{left}-{right}"
-        return {"cards": (self.card(left), self.card(right)),
-                "gradient_flow": self._png(plots.gradient_flow_figure(l, r, None), f"flow-{pair}"),
-                "curves": self._png(plots.training_curves_figure(l, r), f"curves-{pair}"),
-                "weight_change": self._png(plots.weight_change_figure(l, r), f"change-{pair}"),
+        """compare(), rendered: the cards, PNG paths of every figure (prediction grids per method), and the
+        epoch range."""
+        c, pair = self.compare(left, right), f"{left}-{right}"
+        return {"cards": c.cards,
+                "gradient_flow": self._png(c.gradient_flow, f"flow-{pair}"),
+                "curves": self._png(c.curves, f"curves-{pair}"),
+                "weight_change": self._png(c.weight_change, f"change-{pair}"),
                 "predictions": (self.rendered_predictions(left), self.rendered_predictions(right)),
-                "max_epoch": max((m["epochs"] for m in (l, r) if m), default=0)}
+                "max_epoch": c.max_epoch}
 
     def warm(self, pairs=None) -> None:
         """Render comparisons ahead of visitors: by default the baseline beside every method, what most
