@@ -117,6 +117,11 @@ def to_float(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.array(images)).reshape(len(images), -1).float().div_(255.0)
 
 
+def to_images(x: torch.Tensor) -> np.ndarray:
+    """The inverse of to_float: float [N,784] in [0,1] -> uint8 [N,28,28] images."""
+    return (x * 255).round().to(torch.uint8).reshape(-1, 28, 28).numpy()
+
+
 def load_fashion_mnist(data_dir=None, seed: int = 42, val_fraction: float = 0.1,
                        limit: int | None = None) -> FashionMNIST:
     """The whole set as tensors. The seed fixes the 90/10 train/val split; `limit` caps the train split."""

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import ROOT, CheckpointError, load_checkpoint
-from .data import DatasetError, Split, load_fashion_mnist, load_sample
+from .data import DatasetError, Split, load_fashion_mnist, load_sample, to_images
 from .methods import METHODS
 from .models import DeepMLP
 from .train import OneLineParser
@@ -31,7 +31,7 @@ def photo_check(model: DeepMLP, per_kind: int = 30, seed: int = 0) -> dict:
 
     from .preprocess import photo_robustness
     sample = load_sample()
-    images = (sample.x * 255).round().to(torch.uint8).reshape(-1, 28, 28).numpy()
+    images = to_images(sample.x)
     model.eval()
     with torch.no_grad():
         return photo_robustness(lambda x: model(x).argmax(1), images, np.asarray(sample.y), per_kind, seed)

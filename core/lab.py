@@ -15,7 +15,7 @@ from PIL import Image
 
 from . import plots
 from .checkpoint import ROOT, CheckpointError, load_checkpoint, rebuild_command
-from .data import CLASSES, Split, load_sample
+from .data import CLASSES, Split, load_sample, to_images
 from .methods import METHODS, Method
 from .models import DeepMLP
 from .preprocess import preprocess
@@ -117,7 +117,7 @@ class Lab:
     def predictions(self, name: str) -> Figure:
         e = self.entry(name)
         idx = self.grid
-        images = (self.sample.x[idx] * 255).round().to(torch.uint8).reshape(-1, 28, 28).numpy()
+        images = to_images(self.sample.x[idx])
         preds = e.model(self.sample.x[idx]).argmax(1).numpy() if e.model is not None else None
         return plots.predictions_figure(images, self.sample.y[idx].numpy(), preds, e.method.title)
 
@@ -186,7 +186,7 @@ class Lab:
         out = []
         for c in range(len(CLASSES)):
             for i in torch.nonzero(self.sample.y == c)[:per_class, 0]:
-                out.append((self.sample.x[i] * 255).round().to(torch.uint8).reshape(28, 28).numpy())
+                out.append(to_images(self.sample.x[i])[0])
         return out
 
     # --- Results ------------------------------------------------------------------------------------
