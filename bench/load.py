@@ -1,12 +1,13 @@
 """Load test: many concurrent gradio_client users calling /classify on a local app.
 
-    python bench/load.py                          # launch app.py on a free port, 20 clients x 10 calls
-    python bench/load.py --clients 20 --calls 50  # 1000 calls
-    python bench/load.py --url http://127.0.0.1:7860/ --pid 1234
+    python -m bench.load                          # launch app.py on a free port, 20 clients x 10 calls
+    python -m bench.load --clients 20 --calls 50  # 1000 calls
+    python -m bench.load --url http://127.0.0.1:7860/ --pid 1234
 
 Every thread has its own gradio_client.Client and uploads the same image for every call (as a visitor
 would: upload + queue + result). Prints p50/p95/max latency, the error count, and the server's resident
 memory (VmRSS) after the first 10 calls, during the run and after the last one; writes the same as JSON.
+Percentiles are bench.common.percentile's (linear interpolation, as numpy's default).
 Before the first call it waits for the server's memory to settle (app.py renders comparisons in the background
 for a while after start-up), so that growth during the run is the run's.
 Bounded: at most 64 clients and 5,000 calls, and no new call starts after --max-seconds. Loopback only:
@@ -16,16 +17,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.common import RESULTS, ROOT, AppServer, percentile
+
 DEFAULT_IMAGE = ROOT / "assets" / "examples" / "7_sneaker.png"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MAX_CLIENTS, MAX_CALLS = 64, 5000
@@ -98,69 +100,77 @@ def wait_until_settled(pid: int | None, quiet: float = 10.0, tolerance_kib: int 
     return time.monotonic() - start
 
 
-def percentile(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
+class Tally:
+    """What the client threads report, under one lock: latencies, errors by kind, and the server's RSS
+    after the first RSS_AFTER calls and every `every` calls."""
+
+    def __init__(self, pid: int | None, every: int):
+        self.pid, self.every = pid, every
+        self.lock = threading.Lock()
+        self.latencies: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.rss_samples: list[tuple[int, int | None]] = [(0, rss_kib(pid))]
+        self.done = 0
+
+    def record(self, latency: float | None, error: str | None = None) -> None:
+        with self.lock:
+            if error is None:
+                self.latencies.append(latency)
+            else:
+                self.errors[error] = self.errors.get(error, 0) + 1
+            self.done += 1
+            if self.done == RSS_AFTER or self.done % self.every == 0:
+                self.rss_samples.append((self.done, rss_kib(self.pid)))
+
+    def finish(self) -> None:
+        if self.rss_samples[-1][0] != self.done:
+            self.rss_samples.append((self.done, rss_kib(self.pid)))
+
+
+def _user(url: str, calls: int, image: Path, methods: tuple[str, str], deadline: float, gate: threading.Barrier,
+          tally: Tally) -> None:
+    """One visitor: its own Client, then `calls` /classify calls, each recorded in `tally`."""
+    from gradio_client import Client, handle_file
+    try:
+        client = Client(url, verbose=False, download_files=False)
+    except Exception as e:  # a client that cannot even connect counts as `calls` errors
+        for _ in range(calls):
+            tally.record(None, f"connect: {type(e).__name__}: {str(e)[:200]}")
+        gate.abort()
+        return
+    try:
+        gate.wait(timeout=120)  # every client connected: the calls really are concurrent
+    except threading.BrokenBarrierError:
+        pass
+    for _ in range(calls):
+        if time.monotonic() > deadline:
+            tally.record(None, "not started: --max-seconds reached")
+            continue
+        t = time.perf_counter()
+        try:
+            left, right = client.predict(handle_file(str(image)), *methods, api_name="/classify")
+            if len(left["confidences"]) != 5 or len(right["confidences"]) != 5:
+                raise ValueError(f"unexpected result {left!r} {right!r}")
+            tally.record(time.perf_counter() - t)
+        except Exception as e:
+            tally.record(None, f"{type(e).__name__}: {str(e)[:200]}")
+    client.close()
 
 
 def run_load(url: str, clients: int = 20, calls: int = 10, pid: int | None = None, image: Path = DEFAULT_IMAGE,
              methods: tuple[str, str] = ("baseline", "relu"), max_seconds: float = 600.0,
              log=None) -> dict:
     """`clients` threads, each with its own Client, each making `calls` /classify calls. Returns a summary."""
-    from gradio_client import Client, handle_file
-
     url = check_url(url)
     if not 1 <= clients <= MAX_CLIENTS or not 1 <= clients * calls <= MAX_CALLS:
         raise ValueError(f"at most {MAX_CLIENTS} clients and {MAX_CALLS} calls in all")
     image = Path(image)
-    lock = threading.Lock()
-    latencies: list[float] = []
-    errors: dict[str, int] = {}
-    rss_samples: list[tuple[int, int | None]] = [(0, rss_kib(pid))]
-    done = [0]
+    tally = Tally(pid, every=max(RSS_AFTER, clients * calls // 10))
     deadline = time.monotonic() + max_seconds
-    every = max(RSS_AFTER, clients * calls // 10)
-    start_gate = threading.Barrier(clients)
-
-    def record(latency: float | None, error: str | None) -> None:
-        with lock:
-            if error is None:
-                latencies.append(latency)
-            else:
-                errors[error] = errors.get(error, 0) + 1
-            done[0] += 1
-            if done[0] == RSS_AFTER or done[0] % every == 0:
-                rss_samples.append((done[0], rss_kib(pid)))
-
-    def user() -> None:
-        try:
-            client = Client(url, verbose=False, download_files=False)
-        except Exception as e:  # a client that cannot even connect counts as `calls` errors
-            for _ in range(calls):
-                record(None, f"connect: {type(e).__name__}: {str(e)[:200]}")
-            start_gate.abort()
-            return
-        try:
-            start_gate.wait(timeout=120)  # every client connected: the calls really are concurrent
-        except threading.BrokenBarrierError:
-            pass
-        for _ in range(calls):
-            if time.monotonic() > deadline:
-                record(None, "not started: --max-seconds reached")
-                continue
-            t = time.perf_counter()
-            try:
-                left, right = client.predict(handle_file(str(image)), *methods, api_name="/classify")
-                if len(left["confidences"]) != 5 or len(right["confidences"]) != 5:
-                    raise ValueError(f"unexpected result {left!r} {right!r}")
-                record(time.perf_counter() - t, None)
-            except Exception as e:
-                record(None, f"{type(e).__name__}: {str(e)[:200]}")
-        client.close()
-
+    gate = threading.Barrier(clients)
     wall = time.perf_counter()
-    threads = [threading.Thread(target=user, name=f"client-{i}", daemon=True) for i in range(clients)]
+    threads = [threading.Thread(target=_user, args=(url, calls, image, tuple(methods), deadline, gate, tally),
+                                name=f"client-{i}", daemon=True) for i in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -168,28 +178,29 @@ def run_load(url: str, clients: int = 20, calls: int = 10, pid: int | None = Non
     wall = time.perf_counter() - wall
     hung = sum(t.is_alive() for t in threads)
     if hung:
-        errors[f"{hung} client threads still running at the end"] = hung
-    if not rss_samples or rss_samples[-1][0] != done[0]:
-        rss_samples.append((done[0], rss_kib(pid)))
-    ok = len(latencies)
-    result = {
-        "url": url, "clients": clients, "calls_per_client": calls, "calls": clients * calls, "ok": ok,
-        "errors": sum(errors.values()), "error_kinds": errors, "wall_seconds": round(wall, 2),
-        "throughput_per_s": round(ok / wall, 2) if wall else None,
-        "latency_s": {"p50": round(percentile(latencies, 50), 3), "p95": round(percentile(latencies, 95), 3),
-                      "max": round(max(latencies), 3), "mean": round(statistics.fmean(latencies), 3)}
-        if latencies else None,
-        "server_pid": pid,
-        "rss_mib": {"start": _mib(rss_samples[0][1]),
-                    f"after_{RSS_AFTER}": _mib(next((r for n, r in rss_samples if n == RSS_AFTER), None)),
-                    f"after_{done[0]}": _mib(rss_samples[-1][1])},
-        "rss_series_mib": [[n, _mib(r)] for n, r in rss_samples],
-        "image": str(image), "methods": list(methods), "cpu_count": os.cpu_count(),
-        "loadavg_1min": round(os.getloadavg()[0], 2),
-    }
+        tally.errors[f"{hung} client threads still running at the end"] = hung
+    tally.finish()
+    result = {"url": url, "clients": clients, "calls_per_client": calls, "calls": clients * calls,
+              **_figures(tally, wall), "image": str(image), "methods": list(methods)}
     if log:
         log(summary(result))
     return result
+
+
+def _figures(tally: Tally, wall: float) -> dict:
+    lat, rss = tally.latencies, tally.rss_samples
+    return {
+        "ok": len(lat), "errors": sum(tally.errors.values()), "error_kinds": tally.errors,
+        "wall_seconds": round(wall, 2), "throughput_per_s": round(len(lat) / wall, 2) if wall else None,
+        "latency_s": {"p50": round(percentile(lat, 50), 3), "p95": round(percentile(lat, 95), 3),
+                      "max": round(max(lat), 3), "mean": round(statistics.fmean(lat), 3)} if lat else None,
+        "server_pid": tally.pid,
+        "rss_mib": {"start": _mib(rss[0][1]),
+                    f"after_{RSS_AFTER}": _mib(next((r for n, r in rss if n == RSS_AFTER), None)),
+                    f"after_{tally.done}": _mib(rss[-1][1])},
+        "rss_series_mib": [[n, _mib(r)] for n, r in rss],
+        "cpu_count": os.cpu_count(), "loadavg_1min": round(os.getloadavg()[0], 2),
+    }
 
 
 def _mib(kib: int | None) -> float | None:
@@ -210,7 +221,7 @@ def summary(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python bench/load.py", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running app on loopback (default: launch app.py on a free port)")
     parser.add_argument("--pid", type=int, help="the server's pid for memory figures (default: found from the "
                                                 "--url port, or the launched app)")
@@ -238,10 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.url:
         pid = args.pid or listening_pid(urlparse(url).port or 80)
     else:
-        sys.path.insert(0, str(ROOT / "tests"))
-        import tempfile
-
-        from conftest import AppServer  # the test suite's launcher: app.py on a free loopback port
         log_file = Path(tempfile.mkstemp(prefix="load-app-", suffix=".log")[1])
         server = AppServer(args.checkpoints, log_file)
         url, pid = server.url, server.proc.pid
@@ -258,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if server is not None:
             server.stop()
-    out = args.json or ROOT / "bench" / "results" / (
+    out = args.json or RESULTS / (
         f"load-{args.clients}x{args.calls}-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")

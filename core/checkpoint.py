@@ -21,12 +21,10 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .models import ACTIVATIONS, NORMS, DeepMLP
+from .models import DeepMLP, ModelConfig
 
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 CONFIG, WEIGHTS, METRICS = "config.json", "model.safetensors", "metrics.json"
-CONFIG_TYPES = {"depth": int, "width": int, "activation": str, "init_std": (int, float), "norm": str,
-                "skips": list, "grad_norm": bool, "in_features": int, "num_classes": int}
 METRICS_KEYS = ("method", "seed", "config", "epochs", "train_seconds", "test_acc", "test_loss", "history")
 MAX_BYTES = 50 * 2**20  # far above any real checkpoint; refuse before reading a giant file
 
@@ -36,7 +34,7 @@ class CheckpointError(RuntimeError):
 
 
 def rebuild_command(method: str) -> str:
-    return f"python -m core.train --method {method}"
+    return f"python -m core train --method {method}"
 
 
 def _stage(path: Path, write) -> Path:
@@ -99,12 +97,6 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def model_config(model: DeepMLP) -> dict:
-    return {"depth": model.depth, "width": model.width, "activation": model.activation,
-            "init_std": model.init_std, "norm": model.norm, "skips": model.skips, "grad_norm": model.grad_norm,
-            "in_features": model.linears[0].in_features, "num_classes": model.head.out_features}
-
-
 def save_checkpoint(model: DeepMLP, metrics: dict, folder: Path) -> Path:
     """Write the three files of a checkpoint into `folder` (created if needed)."""
     folder = Path(folder)
@@ -113,7 +105,7 @@ def save_checkpoint(model: DeepMLP, metrics: dict, folder: Path) -> Path:
     try:
         weights = _stage(folder / WEIGHTS, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
         staged.append((weights, folder / WEIGHTS))
-        staged.append((_stage(folder / CONFIG, _json_writer(model_config(model))), folder / CONFIG))
+        staged.append((_stage(folder / CONFIG, _json_writer(model.config.to_dict())), folder / CONFIG))
         metrics = {**metrics, "weights_sha256": sha256(weights)}
         staged.append((_stage(folder / METRICS, _json_writer(metrics, compact=True)), folder / METRICS))
     except BaseException:
@@ -138,34 +130,13 @@ def _read_json(path: Path) -> dict:
     return obj
 
 
-def validate_config(config: dict, path: Path) -> dict:
-    """Refuse unknown keys, wrong types and absurd values before anything is built from them."""
-    unknown = set(config) - set(CONFIG_TYPES)
-    if unknown:
-        raise CheckpointError(f"{path}: unknown keys {sorted(unknown)}")
-    missing = set(CONFIG_TYPES) - set(config)
-    if missing:
-        raise CheckpointError(f"{path}: missing keys {sorted(missing)}")
-    for key, typ in CONFIG_TYPES.items():
-        value = config[key]
-        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
-            raise CheckpointError(f"{path}: {key} has the wrong type ({value!r})")
-    checks = [
-        (1 <= config["depth"] <= 32, "depth must be 1..32"),
-        (1 <= config["width"] <= 4096, "width must be 1..4096"),
-        (config["in_features"] == 784, "in_features must be 784 (28x28 images)"),
-        (config["num_classes"] == 10, "num_classes must be 10"),
-        (config["activation"] in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}"),
-        (config["norm"] in NORMS, f"norm must be one of {list(NORMS)}"),
-        (math.isfinite(config["init_std"]) and 0 < config["init_std"] <= 1000, "init_std must be in (0, 1000]"),
-        (all(isinstance(p, list) and len(p) == 2 and all(isinstance(v, int) for v in p)
-             and 1 <= p[0] < p[1] <= config["depth"] for p in config["skips"]),
-         "skips must be [src, dst] pairs of hidden layers with src < dst"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise CheckpointError(f"{path}: {message}")
-    return config
+def read_config(path: Path) -> ModelConfig:
+    """config.json as a ModelConfig: unknown keys, wrong types and absurd values are refused before anything
+    is built from them."""
+    try:
+        return ModelConfig.from_dict(_read_json(path))
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 def load_weights(path: Path, model: DeepMLP) -> None:
@@ -196,15 +167,16 @@ def load_weights(path: Path, model: DeepMLP) -> None:
 def load_checkpoint(folder: Path) -> tuple[DeepMLP, dict]:
     """Read and check a checkpoint folder; returns the model (in eval mode) and its metrics."""
     folder = Path(folder)
-    config = validate_config(_read_json(folder / CONFIG), folder / CONFIG)
+    config = read_config(folder / CONFIG)
     metrics = _read_json(folder / METRICS)
     missing = [k for k in METRICS_KEYS if k not in metrics]
     if missing:
         raise CheckpointError(f"{folder / METRICS}: missing keys {missing}")
-    recorded = {k: v for k, v in metrics["config"].items() if k in config}
-    if recorded != {k: config[k] for k in recorded} or not recorded:
+    expected = config.to_dict()
+    recorded = {k: v for k, v in metrics["config"].items() if k in expected}
+    if recorded != {k: expected[k] for k in recorded} or not recorded:
         raise CheckpointError(f"{folder / METRICS}: its config does not match {folder / CONFIG}")
-    model = DeepMLP(**config)
+    model = DeepMLP(config)
     load_weights(folder / WEIGHTS, model)
     if metrics.get("weights_sha256") and sha256(folder / WEIGHTS) != metrics["weights_sha256"]:
         raise CheckpointError(f"{folder / WEIGHTS}: does not match the hash in {METRICS} "

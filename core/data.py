@@ -143,7 +143,7 @@ def load_sample(path: Path = SAMPLE_PATH) -> Split:
             images, labels = f["images"], f["labels"]
     except (OSError, KeyError, ValueError) as e:
         raise DatasetError(f"{path}: cannot read the committed sample ({e}); "
-                           "rebuild it with `python -m core.data --make-sample`") from None
+                           "rebuild it with `python -m core make-sample`") from None
     return Split(to_float(images), torch.from_numpy(labels.astype(np.int64)))
 
 
@@ -155,18 +155,3 @@ def make_sample(path: Path = SAMPLE_PATH, per_class: int = 100, data_dir=None) -
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, images=images[idx], labels=labels[idx], test_index=idx)
     os.replace(tmp, path)
-
-
-if __name__ == "__main__":
-    import argparse
-    parser = argparse.ArgumentParser(description="FashionMNIST helpers.")
-    parser.add_argument("--make-sample", action="store_true", help=f"write {SAMPLE_PATH.name} from the real test set")
-    parser.add_argument("--data-dir")
-    args = parser.parse_args()
-    if not args.make_sample:
-        parser.error("nothing to do: pass --make-sample")
-    try:
-        make_sample(data_dir=args.data_dir)
-    except DatasetError as e:
-        raise SystemExit(f"error: {e}")
-    print(f"wrote {SAMPLE_PATH}")

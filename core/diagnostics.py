@@ -5,11 +5,16 @@ How the numbers are taken:
   averaged over every training batch of the epoch (grad_max_abs: the max over them), i.e. over the
   gradients that actually moved the model. Epoch 0 (before any update) averages a few probe batches of
   training data through the untouched model instead.
+- error_mean_abs is mean |dL/db| of the layer's bias, taken the same way: the backpropagated error
+  dL/dz at the layer's pre-activation, averaged over the batch. Unlike the weight gradient (error times
+  the layer's input) it does not scale with the input, so raw pixels do not inflate the first layer's.
 - update_ratio is the std of the actual update a step made to the weights (whatever the optimizer:
   for SGD that is lr * grad) over the std of the weights, averaged over every 4th step of the epoch
   (a sample: measuring every step would add ~5% to training time).
 - weight_std and rel_weight_change (||W - W0|| / ||W0||, W0 = the weights at the start of training, or of
   the stage for a fresh layer-wise head) are read at the end of the epoch.
+- activation_std (hidden layers) is the std of the layer's output over units and images of the same
+  probe batch: near 0 when every unit outputs the same value, and the signal carries nothing forward.
 - saturation (sigmoid and tanh only) is the fraction of hidden units, on a fixed probe batch of validation
   images, whose activation derivative is below 10% of its maximum: |tanh| > 0.949, or sigmoid outside
   [0.026, 0.974]. There the unit passes almost no gradient back.
@@ -26,8 +31,9 @@ from .models import DeepMLP
 
 SATURATED_DERIVATIVE = 0.1  # fraction of the activation's maximum derivative
 UPDATE_SAMPLE_EVERY = 4  # measure the update on every 4th step: an unbiased sample at a quarter of the cost
-LAYER_KEYS = ("grad_mean_abs", "grad_max_abs", "grad_norm", "weight_std", "rel_weight_change",
-              "update_ratio", "saturation")
+GRADIENT_KEYS = ("grad_mean_abs", "grad_max_abs", "grad_norm", "error_mean_abs", "update_ratio")
+LAYER_KEYS = ("grad_mean_abs", "grad_max_abs", "grad_norm", "error_mean_abs", "weight_std", "rel_weight_change",
+              "update_ratio", "saturation", "activation_std")
 
 
 def _round(x: float | None) -> float | None:
@@ -55,7 +61,7 @@ class LayerRecorder:
     def reset(self) -> None:
         n = len(self.linears)
         self.batches = torch.zeros(n)
-        self.sums = torch.zeros(n, 2)  # mean |g|, ||g||
+        self.sums = torch.zeros(n, 3)  # mean |g|, ||g||, mean |bias g|
         self.max = torch.zeros(n)
         self.steps = torch.zeros(n)
         self.ratio_sum = torch.zeros(n)
@@ -71,19 +77,21 @@ class LayerRecorder:
             g = linear.weight.grad
             if g is not None:
                 lo, hi = torch.aminmax(g)  # max |g| without materializing |g| twice
-                rows.append(torch.stack([g.abs().sum() / g.numel(), torch.linalg.vector_norm(g), -lo, hi]))
+                b = linear.bias.grad
+                rows.append(torch.stack([g.abs().sum() / g.numel(), torch.linalg.vector_norm(g),
+                                         b.abs().mean() if b is not None else g.new_tensor(float("nan")), -lo, hi]))
                 seen.append(i)
         if not rows:
             return
         stats = torch.stack(rows)
         if len(seen) == len(self.linears):
-            self.sums += stats[:, :2]
-            torch.maximum(self.max, stats[:, 2:].amax(1), out=self.max)
+            self.sums += stats[:, :3]
+            torch.maximum(self.max, stats[:, 3:].amax(1), out=self.max)
             self.batches += 1
         else:
             idx = torch.tensor(seen)
-            self.sums[idx] += stats[:, :2]
-            self.max[idx] = torch.maximum(self.max[idx], stats[:, 2:].amax(1))
+            self.sums[idx] += stats[:, :3]
+            self.max[idx] = torch.maximum(self.max[idx], stats[:, 3:].amax(1))
             self.batches[idx] += 1
 
     @torch.no_grad()
@@ -114,6 +122,7 @@ class LayerRecorder:
                 "grad_mean_abs": _round(self.sums[i, 0].item() / n) if seen else None,
                 "grad_max_abs": _round(self.max[i].item()) if seen else None,
                 "grad_norm": _round(self.sums[i, 1].item() / n) if seen else None,
+                "error_mean_abs": _round(self.sums[i, 2].item() / n) if seen else None,
                 "update_ratio": (_round(self.ratio_sum[i].item() / self.steps[i].item())
                                  if self.steps[i] > 0 else None),
             })
@@ -128,16 +137,21 @@ def _derivative_fraction(activation: str, out: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def saturation(model: DeepMLP, probe_x: torch.Tensor, depth: int | None = None) -> list[float | None]:
-    """Fraction of saturated units per hidden layer on `probe_x` (None for ReLU or unused layers)."""
-    depth = depth or model.depth
-    if model.activation == "relu":
-        return [None] * model.depth
-    fractions: list[float | None] = [None] * model.depth
+def activation_stats(model: DeepMLP, probe_x: torch.Tensor, depth: int | None = None
+                     ) -> tuple[list[float | None], list[float | None]]:
+    """Per hidden layer on `probe_x`, in eval mode: (fraction of saturated units, std of the activations).
+    Saturation is None for ReLU; both are None for layers beyond `depth`."""
+    config = model.config
+    depth = depth or config.depth
+    fractions: list[float | None] = [None] * config.depth
+    stds: list[float | None] = [None] * config.depth
     hooks = []
     for i, act in enumerate(model.acts[:depth]):
         def hook(_m, _inp, out, i=i):
-            fractions[i] = (_derivative_fraction(model.activation, out) < SATURATED_DERIVATIVE).float().mean().item()
+            stds[i] = out.std().item()
+            if config.activation != "relu":
+                fractions[i] = (_derivative_fraction(config.activation, out)
+                                < SATURATED_DERIVATIVE).float().mean().item()
         hooks.append(act.register_forward_hook(hook))
     was_training = model.training
     model.eval()
@@ -147,7 +161,7 @@ def saturation(model: DeepMLP, probe_x: torch.Tensor, depth: int | None = None) 
         model.train(was_training)
         for h in hooks:
             h.remove()
-    return fractions
+    return fractions, stds
 
 
 @torch.no_grad()
@@ -158,17 +172,18 @@ def layer_table(model: DeepMLP, linears: list[tuple[str, nn.Linear]], initial: d
     `linears` are the layers in use (a layer-wise stage uses the first `depth` hidden layers and its head);
     `grad_stats` is LayerRecorder.gradient_stats() for them.
     """
-    sat = saturation(model, probe_x, depth)
+    sat, act_std = activation_stats(model, probe_x, depth)
     in_use = {name: stats for (name, _), stats in zip(linears, grad_stats)}
     rows = []
     for i, (name, linear) in enumerate(model.named_linears()):
         w = linear.weight
         w0 = initial[name]
-        stats = in_use.get(name, dict.fromkeys(("grad_mean_abs", "grad_max_abs", "grad_norm", "update_ratio")))
+        stats = in_use.get(name, dict.fromkeys(GRADIENT_KEYS))
         rows.append({"name": name, **stats,
                      "weight_std": _round(w.std().item()),
                      "rel_weight_change": _round((torch.linalg.vector_norm(w - w0)
                                                   / torch.linalg.vector_norm(w0)).item()),
-                     "saturation": _round(sat[i]) if i < len(sat) and sat[i] is not None else None})
+                     "saturation": _round(sat[i]) if i < len(sat) and sat[i] is not None else None,
+                     "activation_std": _round(act_std[i]) if i < len(act_std) and act_std[i] is not None else None})
     return rows
 

@@ -1,22 +1,41 @@
-"""Re-evaluate committed checkpoints: recorded vs measured accuracy on the full test set and the sample."""
+"""How well a model does: loss and accuracy on a split, accuracy on the committed sample, photo robustness."""
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+import io
+from collections.abc import Callable
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 
-from .checkpoint import ROOT, CheckpointError, load_checkpoint
-from .data import DatasetError, Split, load_fashion_mnist, load_sample, to_images
-from .methods import METHODS
+from .data import Split, load_sample, to_images
 from .models import DeepMLP
-from .train import OneLineParser
+from .preprocess import preprocess
+
+__all__ = ["KINDS", "accuracy", "evaluate", "photo_check", "photo_like", "photo_robustness", "sample_accuracy"]
 
 
 @torch.no_grad()
-def accuracy(model: DeepMLP, split: Split) -> float:
+def evaluate(model: DeepMLP, split: Split, depth: int | None = None, batch_size: int = 4096) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` in eval mode on a split, through its first `depth` hidden
+    layers (all by default). The model's train/eval mode is restored afterwards."""
+    was_training = model.training
     model.eval()
-    return (model(split.x).argmax(1) == split.y).sum().item() / len(split)
+    loss_sum, correct = 0.0, 0
+    try:
+        for i in range(0, len(split), batch_size):
+            logits = model(split.x[i:i + batch_size], depth)
+            y = split.y[i:i + batch_size]
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += (logits.argmax(1) == y).sum().item()
+    finally:
+        model.train(was_training)
+    return loss_sum / len(split), correct / len(split)
+
+
+def accuracy(model: DeepMLP, split: Split) -> float:
+    return evaluate(model, split)[1]
 
 
 def sample_accuracy(model: DeepMLP) -> float:
@@ -26,69 +45,91 @@ def sample_accuracy(model: DeepMLP) -> float:
 
 
 def photo_check(model: DeepMLP, per_kind: int = 30, seed: int = 0) -> dict:
-    """core.preprocess.photo_robustness on the committed sample (real test images, never trained on)."""
-    import numpy as np
-
-    from .preprocess import photo_robustness
+    """photo_robustness on the committed sample (real test images, never trained on)."""
     sample = load_sample()
-    images = to_images(sample.x)
+    was_training = model.training
     model.eval()
-    with torch.no_grad():
-        return photo_robustness(lambda x: model(x).argmax(1), images, np.asarray(sample.y), per_kind, seed)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = OneLineParser(prog="python -m core.evaluate", description=__doc__)
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--method", nargs="+", metavar="NAME", help="method(s) (see python -m core.train --list)")
-    what.add_argument("--all", action="store_true", help="every method with a checkpoint")
-    parser.add_argument("--checkpoints", default=str(ROOT), help="folder of checkpoints (default: %(default)s)")
-    parser.add_argument("--data-dir", help="folder with the FashionMNIST IDX files")
-    parser.add_argument("--photos", action="store_true",
-                        help="instead: how often photo-like versions of sample images keep their prediction")
-    args = parser.parse_args(argv)
-    unknown = [n for n in args.method or [] if n not in METHODS]
-    if unknown:
-        parser.error(f"unknown method {unknown[0]!r}; valid: {', '.join(METHODS)}")
-    names = list(METHODS) if args.all else args.method
-    if args.photos:
-        return _photos(names, Path(args.checkpoints))
     try:
-        test = load_fashion_mnist(args.data_dir).test
-    except DatasetError as e:
-        print(f"note: {e}\n      measuring on the committed sample only", file=sys.stderr)
-        test = None
-    print(f"{'method':14s} {'recorded':>9s} {'measured':>9s} {'sample rec':>10s} {'sample now':>10s}")
-    failed = 0
-    for name in names:
-        try:
-            model, metrics = load_checkpoint(Path(args.checkpoints) / name)
-        except CheckpointError as e:
-            print(f"{name:14s} error: {e}")
-            failed += 1
-            continue
-        measured = f"{accuracy(model, test):9.4f}" if test is not None else f"{'-':>9s}"
-        print(f"{name:14s} {metrics['test_acc']:9.4f} {measured} {metrics.get('sample_acc', float('nan')):10.4f} "
-              f"{sample_accuracy(model):10.4f}")
-    return 1 if failed else 0
+        with torch.no_grad():
+            return photo_robustness(lambda x: model(x).argmax(1), to_images(sample.x), np.asarray(sample.y),
+                                    per_kind, seed)
+    finally:
+        model.train(was_training)
 
 
-def _photos(names: list[str], root: Path) -> int:
-    from .preprocess import KINDS
-    print(f"{'method':14s} {'n':>4s} {'agree':>6s} {'acc orig':>8s} {'acc photo':>9s} {'relative':>8s}  "
-          + " ".join(f"{k[:8]:>8s}" for k in KINDS))
-    for name in names:
-        try:
-            model, _ = load_checkpoint(root / name)
-        except CheckpointError as e:
-            print(f"{name:14s} error: {e}")
-            continue
-        r = photo_check(model)
-        print(f"{name:14s} {r['n']:4d} {r['agreement']:6.3f} {r['accuracy_original']:8.3f} "
-              f"{r['accuracy_photo']:9.3f} {r['relative']:8.3f}  "
-              + " ".join(f"{r['per_kind'][k]:8.3f}" for k in KINDS))
-    return 0
+# --- photo-like versions of real test images, to measure how well the pipeline undoes "being a photo" ---
+
+KINDS = ("enlarged", "light_background", "tinted", "shifted", "noisy", "jpeg", "combined")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _enlarge(t: np.ndarray, rng: np.random.Generator, low: int, high: int) -> np.ndarray:
+    side = int(rng.integers(low, high + 1))
+    return np.asarray(Image.fromarray(t).resize((side, side), Image.Resampling.BICUBIC)).clip(0, 1)
+
+
+def _shift(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    h, w = t.shape
+    canvas = np.zeros((int(h * rng.uniform(1.4, 2.2)), int(w * rng.uniform(1.4, 2.2))), np.float32)
+    top, left = int(rng.integers(0, canvas.shape[0] - h + 1)), int(rng.integers(0, canvas.shape[1] - w + 1))
+    canvas[top:top + h, left:left + w] = t
+    return canvas
+
+
+def _colourize(t: np.ndarray, background, item) -> np.ndarray:
+    bg, fg = np.asarray(background, np.float32), np.asarray(item, np.float32)
+    return bg + (fg - bg) * t[:, :, None]
+
+
+def photo_like(image28: np.ndarray, rng: np.random.Generator, kind: str) -> Image.Image:
+    """A real 28x28 test image dressed up as an RGB photo of the given KINDS kind."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    t = np.asarray(image28, np.float32) / 255.0  # the item's "ink", 0 = background
+    t = _enlarge(t, rng, *((150, 300) if kind in ("shifted", "combined") else (300, 600)))
+    if kind in ("shifted", "combined"):
+        t = _shift(t, rng)
+    background, item = (0, 0, 0), (255, 255, 255)
+    if kind == "light_background":
+        background, item = (255, 255, 255), (0, 0, 0)
+    elif kind in ("tinted", "combined"):
+        background, item = rng.integers(170, 256, 3), rng.integers(0, 111, 3)
+    rgb = _colourize(t, background, item)
+    if kind in ("noisy", "combined"):
+        rgb = rgb + rng.normal(0, rng.uniform(8, 20), rgb.shape)
+    photo = Image.fromarray(np.clip(np.round(rgb), 0, 255).astype(np.uint8))
+    if kind in ("jpeg", "combined"):
+        buffer = io.BytesIO()
+        photo.save(buffer, "JPEG", quality=int(rng.integers(30, 61)))
+        photo = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    return photo
+
+
+def photo_robustness(predict: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, labels: np.ndarray,
+                     per_kind: int = 10, seed: int = 0) -> dict:
+    """How often a photo-like version of a test image gets the same prediction as the image itself.
+
+    `predict` maps float [N,784] in [0,1] to class indices [N]. Returns per-kind and overall agreement,
+    n, accuracy on the originals and on the photos, and their ratio ("relative"; nan if the originals score 0).
+    """
+    rng = np.random.default_rng(seed)
+    images, labels = np.asarray(images), np.asarray(labels)
+    per_kind_agreement, same, right_original, right_photo = {}, [], [], []
+    for kind in KINDS:
+        idx = rng.choice(len(images), size=per_kind, replace=per_kind > len(images))
+        original = torch.from_numpy(images[idx].reshape(len(idx), -1).astype(np.float32) / 255.0)
+        photos = torch.cat([preprocess(photo_like(images[i], rng, kind))[0] for i in idx])
+        with torch.no_grad():
+            p_original, p_photo = predict(original).cpu().numpy(), predict(photos).cpu().numpy()
+        agree = p_original == p_photo
+        per_kind_agreement[kind] = float(agree.mean())
+        same.append(agree)
+        right_original.append(p_original == labels[idx])
+        right_photo.append(p_photo == labels[idx])
+    accuracy_original = float(np.concatenate(right_original).mean())
+    accuracy_photo = float(np.concatenate(right_photo).mean())
+    return {"per_kind": per_kind_agreement,
+            "agreement": float(np.concatenate(same).mean()),
+            "n": int(sum(len(s) for s in same)),
+            "accuracy_original": accuracy_original,
+            "accuracy_photo": accuracy_photo,
+            "relative": accuracy_photo / accuracy_original if accuracy_original > 0 else float("nan")}

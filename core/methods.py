@@ -1,7 +1,9 @@
 """The registry: every method is one entry that says how it differs from the baseline and how it trains."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
+
+from .models import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -17,14 +19,7 @@ class Method:
     name: str
     title: str
     description: str
-    # model (DeepMLP's arguments)
-    depth: int = 7
-    width: int = 128
-    activation: str = "sigmoid"
-    init_std: float = 0.05
-    norm: str = "none"
-    skips: tuple[tuple[int, int], ...] = ()
-    grad_norm: bool = False
+    model: ModelConfig = ModelConfig()
     # recipe
     optimizer: str = "sgd"
     lr: float = 0.01
@@ -33,24 +28,17 @@ class Method:
     batch_size: int = 512
     epochs: int = 100  # per stage when `stages` is set
     stages: tuple[Stage, ...] = ()
+    head_init: str = "model"  # each stage's fresh head: "model" = N(0, init_std); "default" = nn.Linear's own
     seed: int = 42
     changes: tuple[str, ...] = field(default=(), compare=False)  # the fields that differ from the baseline
 
-    def model_config(self) -> dict:
-        """DeepMLP's keyword arguments (what config.json holds)."""
-        return {"depth": self.depth, "width": self.width, "activation": self.activation,
-                "init_std": self.init_std, "norm": self.norm, "skips": [list(p) for p in self.skips],
-                "grad_norm": self.grad_norm, "in_features": 784, "num_classes": 10}
-
     def hyperparameters(self) -> dict:
-        """Every hyperparameter, JSON-ready (recorded in metrics.json)."""
-        d = asdict(self)
-        for key in ("name", "title", "description", "changes"):
-            d.pop(key)
-        d["skips"] = [list(p) for p in self.skips]
-        d["stages"] = [asdict(s) for s in self.stages]
-        d.update(loss="cross_entropy", val_fraction=0.1, input_scale="pixels / 255", bias_init=0.0)
-        return d
+        """Every hyperparameter, model and recipe, JSON-ready: metrics.json's "config"."""
+        recipe = {f.name: getattr(self, f.name) for f in fields(self)
+                  if f.name not in ("name", "title", "description", "model", "changes")}
+        recipe["stages"] = [asdict(s) for s in self.stages]
+        return {**self.model.to_dict(), **recipe, "loss": "cross_entropy", "val_fraction": 0.1,
+                "input_scale": "pixels / 255", "bias_init": 0.0}
 
 
 BASELINE = Method(
@@ -60,55 +48,76 @@ BASELINE = Method(
     "layer on its way back: the first layers barely learn and training stalls near chance.")
 
 
-def _variant(name: str, title: str, description: str, **changes) -> Method:
-    return replace(BASELINE, name=name, title=title, description=description, changes=tuple(changes), **changes)
+MODEL_FIELDS = frozenset(f.name for f in fields(ModelConfig))
+
+
+def variant(name: str, title: str, description: str, **changes) -> Method:
+    """The baseline with `changes`, each a ModelConfig field or a recipe field; `changes` of the result
+    names those that differ from the baseline's."""
+    model = replace(BASELINE.model, **{k: v for k, v in changes.items() if k in MODEL_FIELDS})
+    recipe = {k: v for k, v in changes.items() if k not in MODEL_FIELDS}
+    differ = tuple(k for k, v in changes.items()
+                   if v != getattr(BASELINE.model if k in MODEL_FIELDS else BASELINE, k))
+    return replace(BASELINE, name=name, title=title, description=description, model=model, changes=differ,
+                   **recipe)
 
 
 LAYERWISE_STAGES = (Stage(2), Stage(4, 2), Stage(4), Stage(6, 4), Stage(6), Stage(7, 6), Stage(7))
+# NamNguyenWork27/Vanishing-Gradient's 6.TrainLayersSeparately: blocks A, B, C (2 layers) and D (1), trained
+# [A] -> [A frozen + B] -> [A, B frozen + C] -> [A, B, C] -> [A, B, C frozen + D] -> [all]; no A+B fine-tune.
+REFERENCE_LAYERWISE_STAGES = (Stage(2), Stage(4, 2), Stage(6, 4), Stage(6), Stage(7, 6), Stage(7))
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     BASELINE,
-    _variant("baseline_3", "Baseline, 3 hidden layers",
+    variant("baseline_3", "Baseline, 3 hidden layers",
              "The baseline with 3 hidden layers instead of 7. Fewer layers means fewer shrinking factors between "
              "the loss and the first layer, so a shallow sigmoid net still learns: depth is what hurts.", depth=3),
-    _variant("baseline_5", "Baseline, 5 hidden layers",
+    variant("baseline_5", "Baseline, 5 hidden layers",
              "The baseline with 5 hidden layers: between the shallow net that learns and the 7-layer one that "
              "stalls.", depth=5),
-    _variant("weight_std_1", "Larger init (std 1.0)",
+    variant("weight_std_1", "Larger init (std 1.0)",
              "Weights drawn from N(0, 1.0) instead of N(0, 0.05). Larger weights multiply the gradient back up at "
              "every layer, offsetting sigmoid's small derivative, so the signal reaches the first layers.",
              init_std=1.0),
-    _variant("weight_std_10", "Much larger init (std 10.0)",
+    variant("weight_std_10", "Much larger init (std 10.0)",
              "Weights drawn from N(0, 10.0). Now pre-activations are huge, sigmoid saturates at 0 or 1 where its "
              "derivative is ~0, and the gradient vanishes again, for the opposite reason.", init_std=10.0),
-    _variant("relu", "ReLU activation",
+    variant("relu", "ReLU activation",
              "ReLU instead of sigmoid. Its derivative is exactly 1 for active units, so the backward pass does "
              "not shrink the gradient at each layer.", activation="relu"),
-    _variant("tanh", "Tanh activation",
+    variant("tanh", "Tanh activation",
              "Tanh instead of sigmoid. Its derivative peaks at 1 (sigmoid's at 0.25) and it is zero-centred, so "
              "the gradient fades much more slowly, though it still saturates.", activation="tanh"),
-    _variant("adam", "Adam optimizer (lr 0.001)",
+    variant("adam", "Adam optimizer (lr 0.001)",
              "Adam instead of SGD. It divides each weight's step by the running size of its gradient, so layers "
              "whose gradients are tiny still take steps of a useful size.", optimizer="adam", lr=0.001),
-    _variant("batchnorm", "BatchNorm1d",
+    variant("batchnorm", "BatchNorm1d",
              "BatchNorm1d after each hidden Linear, before the sigmoid. It re-centres and re-scales every unit's "
              "input per batch, keeping sigmoid in its steep middle where the derivative is largest.",
              norm="batchnorm"),
-    _variant("custom_norm", "Custom normalization",
+    variant("custom_norm", "Custom normalization",
              "(x - mean) / std over the whole batch tensor after each hidden Linear, before the sigmoid: "
              "BatchNorm's idea without learned scale or running statistics.", norm="custom"),
-    _variant("skip", "Skip connections",
+    variant("skip", "Skip connections",
              "The output of hidden layer 1 is added to hidden layer 3's, and hidden layer 4's to hidden layer 7's. "
              "The additions give the gradient shortcuts around the sigmoids between them.",
              skips=((1, 3), (4, 7))),
-    _variant("layerwise", "Layer-wise training",
+    variant("layerwise", "Layer-wise training",
              "Four sub-models of 2, 2, 2 and 1 hidden layers trained in 7 stages, each with a fresh output head: "
              "train a block, add the next with the earlier ones frozen, then fine-tune all. Each stage only has "
              "to push gradients through a shallow stack.", stages=LAYERWISE_STAGES),
-    _variant("grad_norm", "Gradient normalization",
+    variant("layerwise_6", "Layer-wise training, reference schedule",
+             "The public reference notebook's schedule: the same four sub-models in 6 trainings, "
+             "[A] → [A frozen + B] → [A, B frozen + C] → [A, B, C] → [A, B, C frozen + D] → [all], each with a "
+             "fresh output head in nn.Linear's default init. Unlike our 7 stages it never fine-tunes A+B "
+             "together.", stages=REFERENCE_LAYERWISE_STAGES, head_init="default"),
+    variant("grad_norm", "Gradient normalization",
              "After each hidden activation, a layer that is the identity forward and rescales the gradient to "
              "zero mean and unit std backward, so it cannot fade with depth.", grad_norm=True),
-    _variant("best", "Best combination",
+    variant("grad_norm_lr1e3", "Gradient normalization, lr 0.001",
+             "The same gradient-normalization layer trained with SGD lr 0.001 instead of 0.01, the recipe of "
+             "the second public reference notebook (T-Sunm/Vanishing-Gradient).", grad_norm=True, lr=0.001),
+    variant("best", "Best combination",
              "Beyond the spec: ReLU + BatchNorm + skip connections + AdamW (lr 0.001, weight decay 0.01, cosine "
              "decay) on the same 7x128 depth. Every cure at once, to see how far a 7x128 MLP goes on FashionMNIST.",
              activation="relu", norm="batchnorm", skips=((1, 3), (4, 7)), optimizer="adamw", lr=0.001,

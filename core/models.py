@@ -1,5 +1,7 @@
 """DeepMLP: one configurable deep MLP that can show the vanishing-gradient problem and every cure for it."""
-from __future__ import annotations
+# (no `from __future__ import annotations`: the Hub mixin reads DeepMLP's `config` annotation at run time to
+# rebuild the ModelConfig from config.json in `from_pretrained`)
+from dataclasses import asdict, dataclass, fields
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -7,6 +9,70 @@ from torch import nn
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
 NORMS = ("none", "batchnorm", "custom")
+HEAD_INITS = ("model", "default")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The whole model schema: what DeepMLP takes, what a registry Method embeds, what config.json holds.
+
+    `skips` are 1-based (src, dst) hidden-layer pairs: the output of hidden layer src (after its activation)
+    is added to the output of hidden layer dst. Invalid values raise ValueError when the config is made.
+    """
+    depth: int = 7
+    width: int = 128
+    activation: str = "sigmoid"
+    init_std: float = 0.05  # weights ~ N(0, init_std), biases 0
+    norm: str = "none"  # after each hidden Linear, before the activation
+    skips: tuple[tuple[int, int], ...] = ()
+    grad_norm: bool = False  # a GradientNorm after each hidden activation
+    in_features: int = 784  # 28x28 FashionMNIST images, flattened
+    num_classes: int = 10
+
+    def __post_init__(self):
+        # JSON gives lists; the frozen config keeps tuples so that it stays hashable
+        object.__setattr__(self, "skips", tuple(tuple(p) for p in self.skips))
+        checks = [
+            (_is_int(self.depth) and 1 <= self.depth <= 32, "depth must be a whole number 1..32"),
+            (_is_int(self.width) and 1 <= self.width <= 4096, "width must be a whole number 1..4096"),
+            (self.activation in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}"),
+            (_is_number(self.init_std) and 0 < self.init_std <= 1000, "init_std must be a number in (0, 1000]"),
+            (self.norm in NORMS, f"norm must be one of {list(NORMS)}"),
+            (all(len(p) == 2 and all(_is_int(v) for v in p) and 1 <= p[0] < p[1] <= self.depth
+                 for p in self.skips) if _is_int(self.depth) else False,
+             f"skips must be (src, dst) pairs of hidden layers 1..{self.depth}, earlier to later"),
+            (isinstance(self.grad_norm, bool), "grad_norm must be true or false"),
+            (self.in_features == 784 and _is_int(self.in_features), "in_features must be 784 (28x28 images)"),
+            (self.num_classes == 10 and _is_int(self.num_classes), "num_classes must be 10"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+    def to_dict(self) -> dict:
+        """JSON-ready (config.json)."""
+        return {**asdict(self), "skips": [list(p) for p in self.skips]}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        """Strict: exactly the known keys, each of the right type and range, else ValueError."""
+        if not isinstance(d, dict):
+            raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown, missing = sorted(set(d) - set(names)), sorted(set(names) - set(d))
+        if unknown or missing:
+            raise ValueError(f"keys do not match the model's config (unknown {unknown}, missing {missing})")
+        if not isinstance(d["skips"], list) or not all(isinstance(p, list) for p in d["skips"]):
+            raise ValueError("skips must be a list of [src, dst] pairs")
+        return cls(**d)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_number(x) -> bool:
+    return (isinstance(x, (int, float)) and not isinstance(x, bool)) and x == x  # x == x: not NaN
 
 
 class CustomNorm(nn.Module):
@@ -41,55 +107,42 @@ class GradientNorm(nn.Module):
 class DeepMLP(nn.Module, PyTorchModelHubMixin):
     """784 -> depth x [Linear -> norm -> activation (+ skip) (-> gradient norm)] -> Linear -> 10 logits.
 
-    `skips` are 1-based (src, dst) hidden-layer pairs: the output of hidden layer src (after its activation)
-    is added to the output of hidden layer dst. `save_pretrained` / `from_pretrained` come from the
-    Hub mixin and write config.json + model.safetensors.
+    `save_pretrained` / `from_pretrained` / `push_to_hub` come from the Hub mixin.
     """
 
-    def __init__(self, depth: int = 7, width: int = 128, activation: str = "sigmoid", init_std: float = 0.05,
-                 norm: str = "none", skips: list[list[int]] | None = None, grad_norm: bool = False,
-                 in_features: int = 784, num_classes: int = 10):
+    def __init__(self, config: ModelConfig | None = None):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got {activation!r}")
-        if norm not in NORMS:
-            raise ValueError(f"norm must be one of {list(NORMS)}, got {norm!r}")
-        skips = [list(map(int, pair)) for pair in (skips or [])]
-        for src, dst in skips:
-            if not 1 <= src < dst <= depth:
-                raise ValueError(f"skip {src}->{dst} must join two hidden layers 1..{depth}, earlier to later")
-        self.depth, self.width, self.activation, self.init_std = depth, width, activation, init_std
-        self.norm, self.skips, self.grad_norm = norm, skips, grad_norm
-        widths = [in_features] + [width] * depth
-        self.linears = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(depth))
+        self.config = config = config or ModelConfig()
+        widths = [config.in_features] + [config.width] * config.depth
+        self.linears = nn.ModuleList(nn.Linear(widths[i], widths[i + 1]) for i in range(config.depth))
         self.norms = nn.ModuleList(
-            nn.BatchNorm1d(width) if norm == "batchnorm" else CustomNorm() if norm == "custom" else nn.Identity()
-            for _ in range(depth))
-        self.acts = nn.ModuleList(ACTIVATIONS[activation]() for _ in range(depth))
-        self.grad_norms = nn.ModuleList(GradientNorm() if grad_norm else nn.Identity() for _ in range(depth))
-        self.head = nn.Linear(width, num_classes)
+            nn.BatchNorm1d(config.width) if config.norm == "batchnorm" else
+            CustomNorm() if config.norm == "custom" else nn.Identity()
+            for _ in range(config.depth))
+        self.acts = nn.ModuleList(ACTIVATIONS[config.activation]() for _ in range(config.depth))
+        self.grad_norms = nn.ModuleList(GradientNorm() if config.grad_norm else nn.Identity()
+                                        for _ in range(config.depth))
+        self.head = nn.Linear(config.width, config.num_classes)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         for linear in [*self.linears, self.head]:
-            nn.init.normal_(linear.weight, mean=0.0, std=self.init_std)
+            nn.init.normal_(linear.weight, mean=0.0, std=self.config.init_std)
             nn.init.zeros_(linear.bias)
 
-    def new_head(self) -> nn.Linear:
-        """A fresh output layer with the model's init (layer-wise training starts each stage with one)."""
-        head = nn.Linear(self.width, self.head.out_features)
-        nn.init.normal_(head.weight, mean=0.0, std=self.init_std)
-        nn.init.zeros_(head.bias)
-        return head
+    def forward(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
+        """Logits from the first `depth` hidden layers (all by default) and the head."""
+        return self.head(self.features(x, depth))
 
     def features(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
         """Run the first `depth` hidden layers (all by default)."""
         h = x.flatten(1)
+        skips = self.config.skips
         outputs = {}  # 1-based hidden layer -> its output, kept only for the layers a skip reads from
-        sources = {src for src, _ in self.skips}
-        for i in range(depth or self.depth):
+        sources = {src for src, _ in skips}
+        for i in range(depth or self.config.depth):
             h = self.acts[i](self.norms[i](self.linears[i](h)))
-            for src, dst in self.skips:
+            for src, dst in skips:
                 if dst == i + 1:
                     h = h + outputs[src]
             if i + 1 in sources:
@@ -97,9 +150,24 @@ class DeepMLP(nn.Module, PyTorchModelHubMixin):
             h = self.grad_norms[i](h)
         return h
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def named_linears(self, depth: int | None = None) -> list[tuple[str, nn.Linear]]:
+        """The Linears from input to output, with the names the diagnostics and the app use: the first
+        `depth` hidden layers (all by default) and the head."""
+        hidden = self.linears[:depth or self.config.depth]
+        return [(f"hidden{i + 1}", linear) for i, linear in enumerate(hidden)] + [("output", self.head)]
 
-    def named_linears(self) -> list[tuple[str, nn.Linear]]:
-        """Every Linear from input to output, with the names the diagnostics and the app use."""
-        return [(f"hidden{i + 1}", linear) for i, linear in enumerate(self.linears)] + [("output", self.head)]
+    def begin_stage(self, frozen: int = 0, new_head: str | None = None) -> None:
+        """Set the model up for a training stage: the first `frozen` hidden layers (Linear and norm) frozen
+        (no gradient), the others trainable; with `new_head`, a fresh output layer first, drawn the model's
+        way ("model": N(0, init_std), zero bias) or nn.Linear's ("default": Kaiming-uniform)."""
+        if new_head is not None:
+            if new_head not in HEAD_INITS:
+                raise ValueError(f"new_head must be one of {list(HEAD_INITS)}, got {new_head!r}")
+            head = nn.Linear(self.config.width, self.config.num_classes)
+            if new_head == "model":
+                nn.init.normal_(head.weight, mean=0.0, std=self.config.init_std)
+                nn.init.zeros_(head.bias)
+            self.head = head
+        for i, (linear, norm) in enumerate(zip(self.linears, self.norms)):
+            linear.requires_grad_(i >= frozen)
+            norm.requires_grad_(i >= frozen)

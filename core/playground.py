@@ -1,7 +1,7 @@
 """The Playground: train a deep MLP you configure and stream its diagnostics epoch by epoch. No Gradio.
 
 Everything reuses the project's own pieces: the settings become a registry-style Method
-(dataclasses.replace(BASELINE, ...)), training is core.train.train_epochs, the per-layer numbers are
+(methods.variant(...)), training is core.train.train_epochs, the per-layer numbers are
 core.diagnostics', the figures core.plots'. This module only adds bounds, data selection, a stop switch and
 a time limit, so a visitor's run is the same computation as `python -m core.train` on a smaller budget.
 
@@ -18,6 +18,7 @@ import math
 import numbers
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
@@ -25,9 +26,10 @@ import torch
 
 from . import plots
 from .data import DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
-from .methods import BASELINE, Method
+from .evaluate import evaluate
+from .methods import BASELINE, Method, variant
 from .models import ACTIVATIONS, NORMS
-from .train import evaluate, train_epochs
+from .train import train_epochs
 
 # Bounds, enforced by PlaygroundSettings itself whatever the widgets allow. The largest run they allow
 # (10 x 512, 54,000 images, 20 epochs) is ~18 TFLOP, some 10 minutes on one core: TIME_LIMIT stops every
@@ -119,11 +121,11 @@ class PlaygroundSettings:
     """Every control of the Playground tab. Constructing one validates and normalizes every field
     (7.0 -> 7, "ReLU" -> "relu"), so an invalid settings object cannot exist: the server checks the bounds
     whatever the widgets or an API caller sent. Defaults are the baseline's model and recipe."""
-    depth: int = BASELINE.depth
-    width: int = BASELINE.width
-    activation: str = BASELINE.activation
-    init_std: float = BASELINE.init_std
-    norm: str = BASELINE.norm
+    depth: int = BASELINE.model.depth
+    width: int = BASELINE.model.width
+    activation: str = BASELINE.model.activation
+    init_std: float = BASELINE.model.init_std
+    norm: str = BASELINE.model.norm
     skips: bool = False
     grad_norm: bool = False
     optimizer: str = BASELINE.optimizer
@@ -156,29 +158,19 @@ class PlaygroundSettings:
         for name, value in clean.items():  # frozen: normalize in place once, here
             object.__setattr__(self, name, value)
 
-    def describe(self) -> str:
-        parts = [f"{self.depth}x{self.width} {self.activation}", f"init N(0, {self.init_std:g})",
-                 f"{self.optimizer} lr {self.lr:g}", f"batch {self.batch_size}"]
-        if self.norm != "none":
-            parts.append(f"{self.norm} norm")
-        if self.skips:
-            parts.append("skips " + ", ".join(f"{a}→{b}" for a, b in skip_pairs(self.depth)))
-        if self.grad_norm:
-            parts.append("gradient normalization")
-        parts.append(f"{self.epochs} epochs on {self.train_size:,} images")
-        return " · ".join(parts)
-
 
 SETTING_NAMES = tuple(f.name for f in fields(PlaygroundSettings))
 
 
-def settings_from_inputs(*values, **named) -> PlaygroundSettings:
-    """PlaygroundSettings from the tab's inputs, in field order (depth, width, activation, init_std, norm,
-    skips, grad_norm, optimizer, lr, epochs, train_size, batch_size[, seed]). Raises ValueError with a
-    one-line message naming the field for anything out of bounds or not a value of the right kind."""
-    if len(values) > len(SETTING_NAMES):
-        raise ValueError(f"expected at most {len(SETTING_NAMES)} settings, got {len(values)}")
-    return PlaygroundSettings(**dict(zip(SETTING_NAMES, values)), **named)
+def settings_from_inputs(values: Mapping[str, object]) -> PlaygroundSettings:
+    """PlaygroundSettings from the tab's inputs, keyed by field name ({"depth": 7, "lr": 0.01, ...}); a field
+    left out keeps its default. Raises ValueError with a one-line message naming the field for anything
+    out of bounds or not a value of the right kind, and for a name that is not a setting."""
+    unknown = [name for name in values if name not in SETTING_NAMES]
+    if unknown:
+        raise ValueError(f"Unknown setting {', '.join(map(repr, unknown))}; the settings are: "
+                         f"{', '.join(SETTING_NAMES)}.")
+    return PlaygroundSettings(**values)
 
 
 def to_method(settings: PlaygroundSettings) -> Method:
@@ -188,8 +180,7 @@ def to_method(settings: PlaygroundSettings) -> Method:
                "skips": skip_pairs(settings.depth) if settings.skips else (), "grad_norm": settings.grad_norm,
                "optimizer": settings.optimizer, "lr": settings.lr, "epochs": settings.epochs,
                "batch_size": settings.batch_size, "seed": settings.seed}
-    return replace(BASELINE, name="playground", title="Your network", description=settings.describe(),
-                   changes=tuple(k for k, v in changes.items() if getattr(BASELINE, k) != v), **changes)
+    return variant("playground", "Your network", "The network and recipe set on the Playground tab.", **changes)
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -293,7 +284,7 @@ def stream_training(settings: PlaygroundSettings, stop: threading.Event | None =
     timed_out = lambda: time.monotonic() - start > time_limit  # noqa: E731
     method = to_method(settings)
     data, note = playground_data(settings.train_size, settings.seed)
-    config = {**method.model_config(), **method.hyperparameters(), "train_size": len(data.train),
+    config = {**method.hyperparameters(), "train_size": len(data.train),
               "val_size": len(data.val), "test_size": len(data.test), "data_source": data.source}
     probe = Split(data.test.x[:TEST_PROBE], data.test.y[:TEST_PROBE])
     history: list[dict] = []
@@ -342,24 +333,25 @@ def draw(update: PlaygroundUpdate, reference: dict | None, folder) -> str:
     return str(path)
 
 
-def _blend(color: str, amount: float = 0.5) -> str:
-    """`color` mixed with white: train curves are the lighter shade of their method's colour."""
-    rgb = [int(color[i:i + 2], 16) for i in (1, 3, 5)]
-    return "#" + "".join(f"{round(c + (255 - c) * amount):02x}" for c in rgb)
-
-
 # The curves' series -> colour: yours in the left colour, the reference's in the right one, as on Compare.
-# Short names: the browser's legend has one line for all five.
+# Short names: the browser's legend has one line for all five. Train curves are the lighter shade.
 SERIES = {("yours", "train"): "train", ("yours", "val"): "validation", ("yours", "test"): "test",
           ("reference", "train"): "ref. train", ("reference", "val"): "ref. validation"}
-CURVE_COLORS = {"validation": plots.LEFT_COLOR, "train": _blend(plots.LEFT_COLOR), "test": "#0b3a63",
-                "ref. validation": plots.RIGHT_COLOR, "ref. train": _blend(plots.RIGHT_COLOR)}
+CURVE_COLORS = {"validation": plots.LEFT_COLOR, "train": plots.lighten(plots.LEFT_COLOR, 0.5), "test": "#0b3a63",
+                "ref. validation": plots.RIGHT_COLOR, "ref. train": plots.lighten(plots.RIGHT_COLOR, 0.5)}
 
 
-def curve_rows(update: PlaygroundUpdate, reference: dict | None) -> dict[str, list[dict]]:
-    """The loss and accuracy curves as long-format rows ({"epoch", "value", "series"}) for a browser-drawn
-    line plot: yours (train, validation, test) and the reference's (ref. train, ref. validation) up to the
-    run's last planned epoch. Drawing them with matplotlib on the server would cost ~0.2 s of CPU per epoch."""
+@dataclass(frozen=True)
+class CurveRows:
+    """The Playground's two line plots as long-format rows ({"epoch", "value", "series"}), one list each."""
+    loss: list[dict]
+    accuracy: list[dict]
+
+
+def curve_rows(update: PlaygroundUpdate, reference: dict | None) -> CurveRows:
+    """The loss and accuracy curves as long-format rows for a browser-drawn line plot: yours (train,
+    validation, test) and the reference's (ref. train, ref. validation) up to the run's last planned epoch.
+    Drawing them with matplotlib on the server would cost ~0.2 s of CPU per epoch."""
     out: dict[str, list[dict]] = {"loss": [], "accuracy": []}
     sources = [("yours", update.history)]
     if reference:
@@ -372,30 +364,7 @@ def curve_rows(update: PlaygroundUpdate, reference: dict | None) -> dict[str, li
                     value = row.get(f"{split}_{key}")
                     if isinstance(value, (int, float)) and math.isfinite(value):  # a diverged run has NaN
                         out[metric].append({"epoch": row["epoch"], "value": value, "series": SERIES[who, split]})
-    for row, acc in zip(update.history, update.test_accs):
+    for row, acc in zip(update.history, update.test_accs, strict=True):
         out["accuracy"].append({"epoch": row["epoch"], "value": acc, "series": SERIES["yours", "test"]})
-    return out
+    return CurveRows(**out)
 
-
-def status_markdown(update: PlaygroundUpdate, reference: dict | None, reference_title: str) -> str:
-    """The status above the figures: a progress bar, the accuracies so far, elapsed time, how it ended, the
-    reference at the same epoch and what the data is."""
-    head = (f"<progress value=\"{update.epoch}\" max=\"{update.total_epochs}\" style=\"width: 100%\"></progress>\n\n"
-            f"**Epoch {update.epoch}/{update.total_epochs}** · validation accuracy **{update.val_acc:.1%}** · "
-            f"test accuracy **{update.test_acc:.1%}** ({update.test_images:,} test images) · {update.seconds:.1f} s")
-    if update.stopped:
-        head += f"\n\n⏹ Training {update.stopped}."
-    elif update.done:
-        head += "\n\n✔ Done."
-    else:
-        head += " · training…"
-    ref_row = next((r for r in (reference or {}).get("history") or [] if r.get("epoch") == update.epoch), None)
-    if ref_row is not None:
-        # an epoch of the reference is more steps than one of yours: it saw all of the training split
-        ref_images = reference.get("limit") or TRAIN_SIZE[1]
-        ref_batch = (reference.get("config") or {}).get("batch_size", BASELINE.batch_size)
-        steps = -(-update.config["train_size"] // update.settings.batch_size)
-        head += (f"\n\nReference **{reference_title}** at epoch {ref_row['epoch']}: validation accuracy "
-                 f"{ref_row['val_acc']:.1%} (trained on {ref_images:,} images, {-(-ref_images // ref_batch)} "
-                 f"steps per epoch; yours takes {steps}).")
-    return head + f"\n\n*{update.settings.describe()}. {update.note}*"

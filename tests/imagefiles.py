@@ -1,9 +1,10 @@
 """Hostile and odd image files, generated at test time (nothing binary is committed).
 
-Shared by test_preprocess.py (core.preprocess itself) and test_uploads.py (the same files through the
-launched app). Each writer takes the path to write and returns it. Those that draw something take an optional
-`ink` array (uint8, light item on black, as in FashionMNIST) so that the app tests can draw a real garment;
-by default they draw the simple shapes test_preprocess checks pixel by pixel.
+Shared by test_upload.py and test_preprocess.py (core.upload and core.preprocess themselves) and
+test_uploads.py (the same files through the launched app). Each writer takes the path to write and returns it.
+Those that draw something take an optional `ink` array (uint8, light item on black, as in FashionMNIST) so that
+the app tests can draw a real garment; by default they draw the simple shapes test_upload and test_preprocess
+check pixel by pixel.
 """
 from __future__ import annotations
 

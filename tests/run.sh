@@ -10,4 +10,6 @@ if [ ! -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || [ ! -
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq dataset-fashion-mnist chromium >/dev/null
 fi
 python3 -m pip install -q -r requirements-dev.txt
-exec python3 -m pytest -q "$@"
+# pyproject.toml's [tool.pytest.ini_options] (named, so no stray pytest.ini can take its place); quick set only:
+# bash tests/run.sh -m "not app"
+exec python3 -m pytest -c pyproject.toml -q "$@"

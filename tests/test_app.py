@@ -1,13 +1,16 @@
 """The launched app, called through gradio_client the way the README documents."""
 import json
-from pathlib import Path
 
 import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from conftest import BROKEN, ROOT
+from core import pages
+from core.lab import Lab
 from core.methods import METHODS
+from tests.helpers import BROKEN, ROOT
+
+pytestmark = pytest.mark.app  # every test here calls the launched app
 
 EXAMPLES = ROOT / "assets" / "examples"
 
@@ -17,33 +20,49 @@ def client(server):
     return server.client()
 
 
+@pytest.fixture(scope="module")
+def lab(app_checkpoints):
+    """What the app computes, here in the test process: the values its answers must carry."""
+    return Lab(app_checkpoints)
+
+
+def _size(fig) -> tuple[int, int]:
+    """The pixel size a figure renders at."""
+    return tuple(round(v * fig.dpi) for v in fig.get_size_inches())
+
+
 def test_api_names_the_two_endpoints(client):
     named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert set(named) == {"/compare", "/classify"}
 
 
-def test_compare_returns_cards_figures_and_epoch_range(client, app_checkpoints):
+def test_compare_returns_cards_figures_and_epoch_range(client, app_checkpoints, lab):
     card_l, card_r, flow, curves, change, preds_l, preds_r, slider = client.predict(
         "baseline", "relu", api_name="/compare")
     metrics = json.loads((app_checkpoints / "relu" / "metrics.json").read_text())
-    assert card_l.startswith("### " + METHODS["baseline"].title) and "Test accuracy" in card_l
-    assert f"**Test accuracy {metrics['test_acc']:.2%}**" in card_r
-    for path in (flow, curves, change, preds_l, preds_r):
+    assert (card_l, card_r) == (pages.card(lab.entry("baseline")), pages.card(lab.entry("relu")))
+    assert card_l.startswith("### " + METHODS["baseline"].title)
+    assert f"**Test accuracy {metrics['test_acc']:.2%}** (10,000 test images, seed {metrics['seed']})" in card_r
+    c = lab.compare("baseline", "relu")
+    expected = {flow: c.gradient_flow, curves: c.curves, change: c.weight_change,
+                preds_l: lab.predictions("baseline"), preds_r: lab.predictions("relu")}
+    for path, fig in expected.items():  # each output is its own figure, as a PNG of that figure's size
         with Image.open(path) as im:
-            assert im.width >= 400 and im.height >= 200
+            assert im.format == "PNG" and im.size == _size(fig), path
     assert slider["maximum"] == metrics["epochs"] and slider["value"] == metrics["epochs"]
 
 
-def test_compare_any_two_methods(client):
+def test_compare_any_two_methods(client, lab):
     card_l, card_r, *_ = client.predict("layerwise", "grad_norm", api_name="/compare")
-    assert METHODS["layerwise"].title in card_l and METHODS["grad_norm"].title in card_r
+    assert card_l == pages.card(lab.entry("layerwise")) and card_r == pages.card(lab.entry("grad_norm"))
+    assert card_l.startswith(f"### {METHODS['layerwise'].title}\n") and " · 7 stages x " in card_l
 
 
-def test_broken_checkpoint_is_explained_and_the_rest_work(client, app_checkpoints):
+def test_broken_checkpoint_is_explained_and_the_rest_work(client, app_checkpoints, lab):
     card_l, card_r, *_ = client.predict(BROKEN, "baseline", api_name="/compare")
-    assert "Unavailable" in card_l and f"python -m core.train --method {BROKEN}" in card_l
+    assert "Unavailable" in card_l and f"python -m core train --method {BROKEN}" in card_l
     assert str(app_checkpoints / BROKEN / "model.safetensors") in card_l
-    assert "Test accuracy" in card_r
+    assert card_l == pages.card(lab.entry(BROKEN)) and card_r == pages.card(lab.entry("baseline"))
 
 
 def test_classify_real_image_with_two_models(client):

@@ -1,10 +1,13 @@
-"""bench/benchmark.py runs end to end in --quick mode and writes every section (the script works; no figures checked)."""
+"""The bench scripts: `python -m bench.benchmark --quick` runs bench.training and bench.latency end to end and
+writes every section (the scripts work; no figures checked); the one percentile is numpy's default."""
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import numpy as np
+import pytest
+
+from bench.common import ROOT, percentile
 
 
 def _positive(res: dict, path: str) -> None:
@@ -15,10 +18,21 @@ def _positive(res: dict, path: str) -> None:
     assert isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0, f"{path} = {value!r}"
 
 
+def test_percentile_is_linear_interpolation_as_numpy():
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 10, 41):
+        xs = list(rng.random(n))
+        for q in (0, 5, 50, 90, 95, 99, 100):
+            assert percentile(xs, q) == pytest.approx(float(np.percentile(xs, q)), abs=1e-12), (n, q)
+    assert percentile([], 95) is None
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+
+
+@pytest.mark.app
 def test_quick_benchmark_writes_every_section(tmp_path):
     out = tmp_path / "benchmark.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "benchmark.py"), "--quick", "--json", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run([sys.executable, "-m", "bench.benchmark", "--quick", "--json", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     res = json.loads(out.read_text())
     assert {"meta", "throughput", "flops", "diagnostics_overhead", "train_time", "app"} <= set(res)
@@ -32,12 +46,16 @@ def test_quick_benchmark_writes_every_section(tmp_path):
                  "flops.achieved_gflops_median.ours_no_diagnostics", "flops.matmul_limit_gflops_median",
                  "flops.fraction_of_matmul_limit.ours_no_diagnostics",
                  "diagnostics_overhead.epoch_seconds_median.without", "diagnostics_overhead.epoch_seconds_median.with",
+                 "diagnostics_overhead.epoch_seconds_median.with_update_ratio_every_step",
                  "train_time.total_estimate_seconds", "train_time.jobs2_makespan_estimate_seconds",
                  "app.start_to_serving_s", "app.compare_cold.p50_s", "app.compare_cold.p95_s",
-                 "app.compare_warm.p50_s", "app.compare_warm.p95_s", "app.classify.p50_s", "app.classify.p95_s"]:
+                 "app.compare_warm.p50_s", "app.compare_warm.p95_s", "app.classify.p50_s", "app.classify.p95_s",
+                 "app.explain_in_process.p50_s", "app.explain_in_process.cpu_p50_s"]:
         _positive(res, path)
     assert res["flops"]["counted_matches_analytic"] is True  # FlopCounterMode agrees with 2*M*N*K by hand
-    assert isinstance(res["diagnostics_overhead"]["overhead_median"], float)  # may be < 0 by noise at this size
+    for key in ("overhead_median", "update_every_step_extra_median"):  # may be < 0 by noise at this size
+        assert isinstance(res["diagnostics_overhead"][key], float), key
     for name, m in res["train_time"]["methods"].items():
         assert m["estimate_seconds"] > 0 and all(t > 0 for t in m["epoch_seconds"]), name
     assert "Vanishing Gradient Lab benchmark" in proc.stdout
+    assert "update_ratio every step" in proc.stdout and "app: classify p50" in proc.stdout

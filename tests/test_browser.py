@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-import imagefiles as F
-from conftest import ROOT
 from core.data import CLASSES
 from core.methods import METHODS
+from tests import imagefiles as F
+from tests.helpers import ROOT
+
+pytestmark = [pytest.mark.app, pytest.mark.browser]  # Chromium against the launched app
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",

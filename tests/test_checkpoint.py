@@ -1,5 +1,6 @@
 """Checkpoints round-trip exactly, and every kind of damage is refused with the file named."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -7,7 +8,7 @@ from safetensors.torch import save_file
 
 from core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from core.methods import METHODS
-from core.models import DeepMLP
+from core.models import DeepMLP, ModelConfig
 
 
 def _metrics(model_config):
@@ -18,10 +19,10 @@ def _metrics(model_config):
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
-    config = METHODS["batchnorm"].model_config() | {"skips": [[1, 3]]}
-    model = DeepMLP(**config)
+    config = replace(METHODS["batchnorm"].model, skips=((1, 3),))
+    model = DeepMLP(config)
     model.norms[0].running_mean += 0.5  # buffers must round-trip too
-    save_checkpoint(model, _metrics(config), tmp_path / "m")
+    save_checkpoint(model, _metrics(config.to_dict()), tmp_path / "m")
     return model, tmp_path / "m"
 
 
@@ -38,13 +39,13 @@ def test_round_trip_is_exact(saved):
 
 
 def _damage_weights_shape(folder):
-    state = DeepMLP(**json.loads((folder / "config.json").read_text())).state_dict()
+    state = DeepMLP(ModelConfig.from_dict(json.loads((folder / "config.json").read_text()))).state_dict()
     state["linears.0.weight"] = torch.zeros(64, 784)
     save_file(state, folder / "model.safetensors")
 
 
 def _damage_weights_dtype(folder):
-    state = DeepMLP(**json.loads((folder / "config.json").read_text())).state_dict()
+    state = DeepMLP(ModelConfig.from_dict(json.loads((folder / "config.json").read_text()))).state_dict()
     state["head.bias"] = state["head.bias"].double()
     save_file(state, folder / "model.safetensors")
 
@@ -64,11 +65,11 @@ def _edit_json(name, change):
     (_damage_weights_shape, "model.safetensors", r"linears.0.weight is \(64, 784\)"),
     (_damage_weights_dtype, "model.safetensors", "float64"),
     (lambda f: (f / "model.safetensors").unlink(), "model.safetensors", "missing"),
-    (_edit_json("config.json", lambda c: c.update(evil="os.system")), "config.json", "unknown keys"),
+    (_edit_json("config.json", lambda c: c.update(evil="os.system")), "config.json", r"unknown \['evil'\]"),
     (_edit_json("config.json", lambda c: c.update(depth=10**9)), "config.json", "depth must be"),
     (_edit_json("config.json", lambda c: c.update(init_std=-1)), "config.json", "init_std"),
     (_edit_json("config.json", lambda c: c.update(activation="__import__")), "config.json", "activation"),
-    (_edit_json("config.json", lambda c: c.update(depth="7")), "config.json", "wrong type"),
+    (_edit_json("config.json", lambda c: c.update(depth="7")), "config.json", "depth must be a whole number"),
     (lambda f: (f / "config.json").write_text("[1, 2]"), "config.json", "JSON object"),
     (lambda f: (f / "metrics.json").write_text("{not json"), "metrics.json", "not valid JSON"),
     (_edit_json("metrics.json", lambda m: m.pop("history")), "metrics.json", "missing keys"),

@@ -22,22 +22,22 @@ from gradio_client import handle_file
 from safetensors.torch import save_file
 
 import core.checkpoint as C
-from conftest import ROOT, AppServer
-from core.checkpoint import load_checkpoint, save_checkpoint
+from bench.common import ROOT, AppServer
+from core.checkpoint import load_checkpoint, rebuild_command, save_checkpoint
 from core.methods import METHODS
-from core.models import DeepMLP
+from core.models import DeepMLP, ModelConfig
 
 
 def _fresh_checkpoint(folder: Path, name: str) -> None:
     """A valid checkpoint of an untrained model, for a method whose real one is not trained yet."""
-    config = METHODS[name].model_config()
-    metrics = {"method": name, "seed": 42, "config": config, "epochs": 0, "train_seconds": 0.0, "test_acc": 0.1,
-               "test_loss": 2.3, "history": []}
-    save_checkpoint(DeepMLP(**config), metrics, folder)
+    method = METHODS[name]
+    metrics = {"method": name, "seed": 42, "config": method.hyperparameters(), "epochs": 0, "train_seconds": 0.0,
+               "test_acc": 0.1, "test_loss": 2.3, "history": []}
+    save_checkpoint(DeepMLP(method.model), metrics, folder)
 
 
 def _state(folder: Path) -> dict:
-    return DeepMLP(**json.loads((folder / "config.json").read_text())).state_dict()
+    return DeepMLP(ModelConfig.from_dict(json.loads((folder / "config.json").read_text()))).state_dict()
 
 
 def _wrong_shape(folder: Path) -> None:
@@ -70,10 +70,13 @@ TAMPERED = {
     "relu": (_wrong_shape, "model.safetensors", "linears.0.weight is (64, 784) torch.float32, expected (128, 784)"),
     "adam": (_wrong_dtype, "model.safetensors", "head.bias is (10,) torch.float64, expected (10,) torch.float32"),
     "tanh": (_truncated, "model.safetensors", "not a readable safetensors file"),
-    "custom_norm": (_edit_config(lambda c: c.update(evil="os.system")), "config.json", "unknown keys ['evil']"),
-    "weight_std_1": (_edit_config(lambda c: c.update(depth=10**9)), "config.json", "depth must be 1..32"),
-    "grad_norm": (_edit_config(lambda c: c.update(width=10**6)), "config.json", "width must be 1..4096"),
-    "skip": (_edit_config(lambda c: c.update(init_std=float("nan"))), "config.json", "init_std must be in (0, 1000]"),
+    "custom_norm": (_edit_config(lambda c: c.update(evil="os.system")), "config.json", "unknown ['evil']"),
+    "weight_std_1": (_edit_config(lambda c: c.update(depth=10**9)), "config.json",
+                     "depth must be a whole number 1..32"),
+    "grad_norm": (_edit_config(lambda c: c.update(width=10**6)), "config.json",
+                  "width must be a whole number 1..4096"),
+    "skip": (_edit_config(lambda c: c.update(init_std=float("nan"))), "config.json",
+             "init_std must be a number in (0, 1000]"),
     "weight_std_10": (lambda f: (f / "metrics.json").write_text("{not json"), "metrics.json", "not valid JSON"),
 }
 UNTOUCHED = ("baseline", "batchnorm", "layerwise")
@@ -94,6 +97,7 @@ def tampered(tmp_path_factory):
     server.stop()
 
 
+@pytest.mark.app
 def test_tampered_checkpoints_are_unavailable_naming_the_file(tampered):
     server, root = tampered
     client = server.client()
@@ -102,7 +106,7 @@ def test_tampered_checkpoints_are_unavailable_naming_the_file(tampered):
         assert card.startswith(f"### {METHODS[name].title}")
         assert f"**Unavailable:** {root / name / bad_file}: " in card, card
         assert message in card, card
-        assert f"Rebuild it with `python -m core.train --method {name}`" in card
+        assert f"Rebuild it with `{rebuild_command(name)}`" in card and "python -m core train" in card
         assert "**Test accuracy" in other_card, other_card
     # a tampered model is never run: its side of /classify is empty, the untouched side answers
     left, right = client.predict(handle_file(str(ROOT / "assets" / "examples" / "1_trouser.png")), "relu",
@@ -186,8 +190,19 @@ def _leftovers(folder: Path) -> list[Path]:
 
 
 def _train(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "core.train", "--method", "baseline_3", *args], cwd=ROOT,
+    return subprocess.Popen([sys.executable, "-m", "core", "train", "--method", "baseline_3", *args], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
+
+
+@pytest.fixture
+def default_sigint():
+    """Ctrl-C raises KeyboardInterrupt in this process, whatever the handler the test run inherited: a shell
+    that starts the suite in the background (`bash tests/run.sh &`) hands it SIGINT ignored. Children started
+    meanwhile get SIGINT's default disposition too: exec resets a handled signal to the default, where an
+    ignored one would stay ignored. The previous handler is restored afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 @pytest.fixture(scope="module")
@@ -205,10 +220,10 @@ def previous(tmp_path_factory):
     (signal.SIGINT, 130, "interrupted: checkpoints already on disk are intact"),
     (signal.SIGTERM, 143, None),
 ], ids=["SIGINT", "SIGTERM"])
-def test_interrupted_training_keeps_the_previous_checkpoint(previous, sig, code, message):
+def test_interrupted_training_keeps_the_previous_checkpoint(previous, default_sigint, sig, code, message):
     folder = previous / "baseline_3"
     before = _hashes(folder)
-    proc = _train("--epochs", "50", "--limit", "20000", "--out", str(previous))
+    proc = _train("--epochs", "50", "--limit", "20000", "--out", str(previous))  # SIGINT: default, see the fixture
     err = bytearray()
     training = threading.Event()
 
@@ -242,11 +257,11 @@ def test_interrupted_training_keeps_the_previous_checkpoint(previous, sig, code,
 
 def _model(seed: int) -> DeepMLP:
     torch.manual_seed(seed)
-    return DeepMLP(**METHODS["batchnorm"].model_config())
+    return DeepMLP(METHODS["batchnorm"].model)
 
 
 def _metrics(model: DeepMLP) -> dict:
-    return {"method": "batchnorm", "seed": 1, "config": C.model_config(model), "epochs": 1, "train_seconds": 0.0,
+    return {"method": "batchnorm", "seed": 1, "config": model.config.to_dict(), "epochs": 1, "train_seconds": 0.0,
             "test_acc": 0.5, "test_loss": 1.0, "history": [{"epoch": 1, "train_loss": 1.0}] * 200}
 
 
@@ -301,8 +316,8 @@ def test_interrupt_while_writing_metrics(old_checkpoint, monkeypatch):
     _assert_old_or_new(folder, old_hashes)
 
 
-@pytest.mark.parametrize("after", [1, 2])
-def test_signal_between_renames(old_checkpoint, monkeypatch, after):
+@pytest.mark.parametrize("after", [1, 2], ids=["SIGINT-after-rename-1", "SIGINT-after-rename-2"])
+def test_signal_between_renames(old_checkpoint, default_sigint, monkeypatch, after):
     folder, old_hashes = old_checkpoint
     real, renames = C.os.replace, []
 

@@ -1,16 +1,16 @@
 """The app's computations without Gradio: comparisons, classification, broken checkpoints."""
-import shutil
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from core import pages
 from core.checkpoint import save_checkpoint
-from core.lab import Lab
+from core.lab import Lab, RenderedComparison
 from core.methods import METHODS
-from core.preprocess import ImageError
 from core.train import train_method
+from core.upload import ImageError
 
 TRAINED = ("baseline", "relu", "batchnorm", "layerwise")
 
@@ -34,16 +34,21 @@ def test_broken_and_missing_checkpoints_are_reported_not_fatal(lab, checkpoint_r
     assert lab.entry("baseline").model is not None and lab.entry("layerwise").model is not None
     relu = lab.entry("relu")
     assert relu.model is None and str(checkpoint_root / "relu" / "model.safetensors") in relu.error
-    assert "python -m core.train --method relu" in relu.error
+    assert "python -m core train --method relu" in relu.error
     assert "missing" in lab.entry("adam").error
-    assert "Unavailable" in lab.card("relu") and "python -m core.train --method relu" in lab.card("relu")
+    card = pages.card(relu)
+    assert card.startswith(f"### {METHODS['relu'].title}\n") and card.endswith(f"**Unavailable:** {relu.error}")
     labels = dict((name, label) for label, name in lab.choices())
     assert labels["relu"].endswith("(unavailable)") and not labels["baseline"].endswith("(unavailable)")
 
 
 def test_compare_shows_both_methods(lab):
     c = lab.compare("baseline", "batchnorm")
-    assert "Baseline" in c.cards[0] and "Test accuracy" in c.cards[0] and "BatchNorm" in c.cards[1]
+    for card, name in zip(c.cards, ("baseline", "batchnorm"), strict=True):
+        e = lab.entry(name)
+        assert card.startswith(f"### {e.method.title}\n{e.method.description}\n\n*{pages.hyperparameters(e.method)}*")
+        assert f"**Test accuracy {e.metrics['test_acc']:.2%}** (10,000 test images, seed 42)" in card
+        assert f"trained {e.metrics['epochs']} epochs in " in card
     assert c.max_epoch == 1
     flow_axes = c.gradient_flow.axes
     assert len(flow_axes) == 2 and all(ax.get_yscale() == "log" for ax in flow_axes)
@@ -54,10 +59,18 @@ def test_compare_shows_both_methods(lab):
 
 def test_compare_with_a_broken_method_still_renders(lab):
     r = lab.rendered_comparison("relu", "baseline")
-    assert "Unavailable" in r["cards"][0]
-    for path in (r["gradient_flow"], r["curves"], r["weight_change"], *r["predictions"]):
+    c = lab.compare("relu", "baseline")
+    assert isinstance(r, RenderedComparison) and r.cards == c.cards
+    assert r.cards[0].startswith("### ReLU activation") and "**Unavailable:**" in r.cards[0]
+    assert r.max_epoch == 1  # the baseline's epochs: relu has none
+    # each path holds its own figure: a PNG of the size that figure renders at
+    figures = {r.gradient_flow: c.gradient_flow, r.curves: c.curves, r.weight_change: c.weight_change,
+               r.predictions[0]: lab.predictions("relu"), r.predictions[1]: lab.predictions("baseline")}
+    assert len(figures) == 5  # five different files
+    for path, fig in figures.items():
         with Image.open(path) as im:
-            assert im.format == "PNG" and im.width > 300
+            assert im.format == "PNG"
+            assert im.size == tuple(round(v * fig.dpi) for v in fig.get_size_inches())
     assert lab.rendered_comparison("relu", "baseline") is r  # rendered once, then kept
 
 
@@ -93,4 +106,17 @@ def test_results_views(lab):
     assert [r["method"] for r in lab.rows] == list(TRAINED)
     assert "`baseline`" in lab.results_markdown()
     assert lab.results_figure("baseline", "batchnorm").axes
-    assert all(m.title in lab.methods_markdown() for m in METHODS.values())
+    listed = pages.methods_list().split("\n")
+    assert listed == [f"- **{m.title}** (`{m.name}`): {m.description}" for m in METHODS.values()]
+    assert pages.about().endswith("\n\n" + pages.methods_list())
+
+
+def test_one_hyperparameter_line_for_cards_and_the_playground():
+    assert pages.hyperparameters(METHODS["baseline"]) == \
+        "7x128 sigmoid · init N(0, 0.05) · sgd lr 0.01 · batch 512 · 100 epochs"
+    assert pages.hyperparameters(METHODS["best"]) == (
+        "7x128 relu · init N(0, 0.05) · adamw lr 0.001 · batch 512 · batchnorm norm · skips 1→3, 4→7 · "
+        "weight decay 0.01 · cosine lr schedule · 100 epochs")
+    assert pages.hyperparameters(METHODS["layerwise"]).endswith(" · 7 stages x 100 epochs")
+    assert pages.hyperparameters(METHODS["grad_norm"], train_size=10_000).endswith(
+        " · gradient normalization · 100 epochs on 10,000 images")

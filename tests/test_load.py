@@ -1,10 +1,11 @@
-"""Concurrent visitors: a small run of bench/load.py against the launched app (the full run is `python
-bench/load.py --calls 50`, 1000 calls; see its docstring)."""
+"""Concurrent visitors: a small run of bench/load.py against the launched app (the full run is `python -m
+bench.load --calls 50`, 1000 calls; see its docstring)."""
 import pytest
 
 from bench.load import check_url, run_load
 
 
+@pytest.mark.app
 def test_20_concurrent_clients_get_no_errors(server):
     result = run_load(server.url, clients=20, calls=2, pid=server.proc.pid, max_seconds=120)
     assert result["errors"] == 0, result["error_kinds"]  # in particular no "queue full" (max_size=64)

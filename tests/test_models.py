@@ -3,25 +3,74 @@ import pytest
 import torch
 from torch import nn
 
-from core.methods import BASELINE, METHODS
-from core.models import CustomNorm, DeepMLP, GradientNorm
+from dataclasses import asdict, fields
+
+from core.methods import BASELINE, METHODS, Method
+from core.models import CustomNorm, DeepMLP, GradientNorm, ModelConfig
+
+
+def _differing(m: Method) -> set[str]:
+    model = {k for k, v in asdict(m.model).items() if v != getattr(BASELINE.model, k)}
+    recipe = {f.name for f in fields(Method) if f.name not in ("name", "title", "description", "model", "changes")
+              and getattr(m, f.name) != getattr(BASELINE, f.name)}
+    return model | recipe
 
 
 def test_registry_is_one_factor_from_baseline():
     assert {"baseline", "baseline_3", "baseline_5", "weight_std_1", "weight_std_10", "relu", "tanh", "adam",
-            "batchnorm", "custom_norm", "skip", "layerwise", "grad_norm"} <= set(METHODS)
+            "batchnorm", "custom_norm", "skip", "layerwise", "layerwise_6", "grad_norm",
+            "grad_norm_lr1e3"} <= set(METHODS)
     for name, m in METHODS.items():
         assert m.description and m.title
-        differing = {f for f in ("depth", "activation", "init_std", "norm", "skips", "grad_norm", "optimizer",
-                                 "lr", "stages", "weight_decay", "schedule")
-                     if getattr(m, f) != getattr(BASELINE, f)}
-        assert differing == set(m.changes), name
+        assert _differing(m) == set(m.changes), name
         if name not in ("baseline", "best"):
-            assert 1 <= len(differing) <= 2, f"{name} changes {differing}"  # adam changes optimizer + its lr
+            # adam changes optimizer + its lr; grad_norm_lr1e3 the layer + lr; layerwise_6 stages + head init
+            assert 1 <= len(m.changes) <= 2, f"{name} changes {m.changes}"
+
+
+def test_reference_layerwise_schedule():
+    """NamNguyenWork27's six trainings: [A] [A frozen + B] [A, B frozen + C] [A, B, C] [A, B, C frozen + D]
+    [all], with blocks of 2, 2, 2 and 1 hidden layers."""
+    stages = [(s.depth, s.frozen) for s in METHODS["layerwise_6"].stages]
+    assert stages == [(2, 0), (4, 2), (6, 4), (6, 0), (7, 6), (7, 0)]
+    assert METHODS["layerwise_6"].head_init == "default" and METHODS["layerwise"].head_init == "model"
+
+
+def test_config_round_trips_through_json_and_refuses_bad_values():
+    config = METHODS["skip"].model
+    assert ModelConfig.from_dict(config.to_dict()) == config
+    assert config.to_dict()["skips"] == [[1, 3], [4, 7]]
+    for bad, message in [({"depth": 0}, "depth"), ({"depth": True}, "depth"), ({"init_std": float("nan")}, "init_std"),
+                         ({"activation": "swish"}, "activation"), ({"norm": "layer"}, "norm"),
+                         ({"grad_norm": 1}, "grad_norm"), ({"in_features": 100}, "in_features")]:
+        with pytest.raises(ValueError, match=message):
+            ModelConfig.from_dict({**config.to_dict(), **bad})
+    with pytest.raises(ValueError, match=r"unknown \['evil'\]"):
+        ModelConfig.from_dict({**config.to_dict(), "evil": 1})
+
+
+def test_begin_stage_freezes_and_draws_a_fresh_head():
+    torch.manual_seed(0)
+    m = DeepMLP(METHODS["batchnorm"].model)
+    old_head = m.head
+    m.begin_stage(frozen=2, new_head="default")
+    assert m.head is not old_head
+    assert [l.weight.requires_grad for l in m.linears] == [False, False] + [True] * 5
+    assert [n.weight.requires_grad for n in m.norms] == [False, False] + [True] * 5
+    # nn.Linear's default init is uniform in +-1/sqrt(fan_in) with a non-zero bias: about the same std as
+    # N(0, 0.05), but bounded (1,280 normal draws would almost surely pass the bound)
+    bound = 1 / 128 ** 0.5
+    assert m.head.weight.abs().max() <= bound and (m.head.bias != 0).all()
+    m.begin_stage(frozen=0, new_head="model")
+    assert all(l.weight.requires_grad for l in m.linears) and (m.head.bias == 0).all()
+    assert m.head.weight.abs().max() > bound and abs(m.head.weight.std().item() - 0.05) < 0.01
+    assert [n for n, _ in m.named_linears(3)] == ["hidden1", "hidden2", "hidden3", "output"]
+    with pytest.raises(ValueError, match="new_head"):
+        m.begin_stage(new_head="xavier")
 
 
 def test_baseline_spec():
-    m = DeepMLP(**BASELINE.model_config())
+    m = DeepMLP(BASELINE.model)
     assert [l.out_features for l in m.linears] == [128] * 7 and m.head.out_features == 10
     assert all(isinstance(a, nn.Sigmoid) for a in m.acts)
     torch.testing.assert_close(m.linears[0].weight.std().item(), 0.05, atol=0.002, rtol=0)
@@ -32,9 +81,9 @@ def test_baseline_spec():
 
 def _manual_forward(m: DeepMLP, x, norm=lambda i, h: h):
     h, outs = x, {}
-    for i in range(m.depth):
+    for i in range(m.config.depth):
         h = m.acts[i](norm(i, m.linears[i](h)))
-        for src, dst in m.skips:
+        for src, dst in m.config.skips:
             if dst == i + 1:
                 h = h + outs[src]
         outs[i + 1] = h
@@ -42,18 +91,18 @@ def _manual_forward(m: DeepMLP, x, norm=lambda i, h: h):
 
 
 def test_skip_pairs_add_outputs_after_activation():
-    m = DeepMLP(**METHODS["skip"].model_config())
-    assert m.skips == [[1, 3], [4, 7]]
+    m = DeepMLP(METHODS["skip"].model)
+    assert m.config.skips == ((1, 3), (4, 7))
     x = torch.rand(8, 784)
     torch.testing.assert_close(m(x), _manual_forward(m, x))
-    plain = DeepMLP(**METHODS["skip"].model_config() | {"skips": []})
+    plain = DeepMLP(ModelConfig(skips=()))
     plain.load_state_dict(m.state_dict())
     assert not torch.allclose(plain(x), m(x))  # the skips really change the computation
 
 
 @pytest.mark.parametrize("method,kind", [("batchnorm", nn.BatchNorm1d), ("custom_norm", CustomNorm)])
 def test_normalization_sits_after_linear_before_activation(method, kind):
-    m = DeepMLP(**METHODS[method].model_config()).eval()
+    m = DeepMLP(METHODS[method].model).eval()
     assert all(isinstance(n, kind) for n in m.norms)
     x = torch.rand(16, 784)
     torch.testing.assert_close(m(x), _manual_forward(m, x, norm=lambda i, h: m.norms[i](h)))
@@ -80,14 +129,14 @@ def test_gradient_normalization_backward_matches_hand_computation():
 
 
 def test_grad_norm_method_places_layer_after_each_activation():
-    m = DeepMLP(**METHODS["grad_norm"].model_config())
+    m = DeepMLP(METHODS["grad_norm"].model)
     assert all(isinstance(g, GradientNorm) for g in m.grad_norms) and len(m.grad_norms) == 7
     x = torch.rand(8, 784)
     torch.testing.assert_close(m(x), _manual_forward(m, x))
     # the first layer's gradient no longer vanishes: compare with the plain baseline at the same init
     torch.manual_seed(0)
-    base = DeepMLP(**BASELINE.model_config())
-    gn = DeepMLP(**METHODS["grad_norm"].model_config())
+    base = DeepMLP(BASELINE.model)
+    gn = DeepMLP(METHODS["grad_norm"].model)
     gn.load_state_dict(base.state_dict())
     y = torch.randint(0, 10, (8,))
     for model in (base, gn):
@@ -100,18 +149,18 @@ def test_grad_norm_method_places_layer_after_each_activation():
                                                  ("weight_std_10", nn.Sigmoid, 10.0)])
 def test_activation_and_init_variants(name, activation, std):
     torch.manual_seed(0)
-    m = DeepMLP(**METHODS[name].model_config())
+    m = DeepMLP(METHODS[name].model)
     assert all(isinstance(a, activation) for a in m.acts)
     assert abs(m.linears[1].weight.std().item() - std) < 0.05 * std
 
 
 def test_depth_variants():
-    assert DeepMLP(**METHODS["baseline_3"].model_config()).depth == 3
-    assert len(DeepMLP(**METHODS["baseline_5"].model_config()).linears) == 5
+    assert DeepMLP(METHODS["baseline_3"].model).config.depth == 3
+    assert len(DeepMLP(METHODS["baseline_5"].model).linears) == 5
 
 
 def test_bad_model_arguments_are_refused():
     with pytest.raises(ValueError, match="activation"):
-        DeepMLP(activation="swish")
+        DeepMLP(ModelConfig(activation="swish"))
     with pytest.raises(ValueError, match="skip"):
-        DeepMLP(depth=3, skips=[[2, 5]])
+        DeepMLP(ModelConfig(depth=3, skips=((2, 5),)))

@@ -9,15 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import core.playground as pg
-from conftest import ROOT
-from core import plots
+from core import pages, plots
 from core.data import DatasetError
 from core.diagnostics import LAYER_KEYS
 from core.methods import BASELINE, METHODS
-from core.models import DeepMLP
+from core.models import DeepMLP, ModelConfig
 from core.train import train_epochs, train_method
+from tests.helpers import ROOT
 
 SMALL = dict(depth=3, width=32, epochs=2, train_size=500)  # real data, about a second
 
@@ -66,35 +67,45 @@ def test_skips_need_three_layers():
     assert pg.PlaygroundSettings(depth=2).skips is False
 
 
-def test_values_are_normalized_and_settings_from_inputs_follows_the_tab_order():
-    s = pg.settings_from_inputs(7.0, np.int64(64), "ReLU", np.float32(0.5), "BatchNorm", True, False, "Adam",
-                                0.001, 3.0, 1000.0, 256)
-    assert (s.depth, s.width, s.activation, s.norm, s.optimizer, s.epochs, s.train_size) == \
-        (7, 64, "relu", "batchnorm", "adam", 3, 1000)
-    assert type(s.depth) is int and type(s.init_std) is float and s.skips is True
-    with pytest.raises(ValueError, match="at most 13 settings"):
-        pg.settings_from_inputs(*range(14))
+def test_values_are_normalized_and_settings_from_inputs_goes_by_name():
+    inputs = dict(depth=7.0, width=np.int64(64), activation="ReLU", init_std=np.float32(0.5), norm="BatchNorm",
+                  skips=True, grad_norm=False, optimizer="Adam", lr=0.001, epochs=3.0, train_size=1000.0,
+                  batch_size=256)
+    s = pg.settings_from_inputs(inputs)
+    assert (s.depth, s.width, s.activation, s.init_std, s.norm, s.optimizer, s.lr, s.epochs, s.train_size,
+            s.batch_size) == (7, 64, "relu", 0.5, "batchnorm", "adam", 0.001, 3, 1000, 256)
+    assert type(s.depth) is int and type(s.init_std) is float and s.skips is True and s.grad_norm is False
+    assert pg.settings_from_inputs(dict(reversed(inputs.items()))) == s  # the order of the inputs is irrelevant
+    assert pg.settings_from_inputs({"width": 16}) == pg.PlaygroundSettings(width=16)  # the rest: defaults
+    with pytest.raises(ValueError, match="Unknown setting 'depht'; the settings are: depth, width, "):
+        pg.settings_from_inputs({"depht": 7})
 
 
 def test_defaults_are_the_baseline_and_to_method_is_a_registry_method():
     default = pg.PlaygroundSettings()
-    assert pg.to_method(default) == replace(BASELINE, name="playground", title="Your network",
-                                            description=default.describe(), epochs=10)  # ignores `changes`
+    assert pg.to_method(default) == replace(BASELINE, name="playground", title="Your network", epochs=10,
+                                            description="The network and recipe set on the Playground tab.")
+    assert pages.settings_summary(default) == \
+        "7x128 sigmoid · init N(0, 0.05) · sgd lr 0.01 · batch 512 · 10 epochs on 10,000 images"
     m = pg.to_method(pg.PlaygroundSettings(depth=7, skips=True, activation="relu", optimizer="adam", lr=0.001))
-    assert m.skips == METHODS["skip"].skips and m.activation == "relu" and m.optimizer == "adam"
+    assert m.model.skips == METHODS["skip"].model.skips and m.model.activation == "relu" and m.optimizer == "adam"
     assert set(m.changes) == {"skips", "activation", "optimizer", "lr", "epochs"}
+    assert pages.settings_summary(pg.PlaygroundSettings(depth=5, width=16, skips=True, grad_norm=True,
+                                                        init_std=np.float32(0.1), norm="custom", batch_size=64)) == (
+        "5x16 sigmoid · init N(0, 0.1) · sgd lr 0.01 · batch 64 · custom norm · skips 1→3, 4→5 · "
+        "gradient normalization · 10 epochs on 10,000 images")
 
 
 SKIPS = {1: (), 2: (), 3: ((1, 3),), 4: ((1, 4),), 5: ((1, 3), (4, 5)), 6: ((1, 3), (4, 6)),
-         7: METHODS["skip"].skips, 8: ((1, 3), (4, 6), (7, 8)), 9: ((1, 3), (4, 6), (7, 9)),
+         7: METHODS["skip"].model.skips, 8: ((1, 3), (4, 6), (7, 8)), 9: ((1, 3), (4, 6), (7, 9)),
          10: ((1, 3), (4, 6), (7, 10))}
 
 
 @pytest.mark.parametrize("depth", range(1, 11))
 def test_skip_pairs_generalize_the_spec_to_every_depth(depth):
-    assert METHODS["skip"].skips == ((1, 3), (4, 7))  # depth 7 is the registry's `skip` exactly
+    assert METHODS["skip"].model.skips == ((1, 3), (4, 7))  # depth 7 is the registry's `skip` exactly
     assert pg.skip_pairs(depth) == SKIPS[depth]
-    DeepMLP(depth=depth, skips=[list(p) for p in SKIPS[depth]])  # the model accepts them
+    DeepMLP(ModelConfig(depth=depth, skips=SKIPS[depth]))  # the model accepts them
 
 
 # -------------------------------------------------------------------------------------------- streaming
@@ -110,8 +121,8 @@ def test_stream_yields_one_update_per_epoch_usable_by_core_plots(tmp_path):
         assert len(u.history) == len(u.test_accs) == u.epoch + 1
         assert [r["epoch"] for r in u.history] == list(range(u.epoch + 1))
         row = u.history[-1]
-        assert [l["name"] for l in row["layers"]] == names
-        assert all(set(l) == {"name", *LAYER_KEYS} for l in row["layers"])
+        assert [layer["name"] for layer in row["layers"]] == names
+        assert all(set(layer) == {"name", *LAYER_KEYS} for layer in row["layers"])
         assert 0 <= u.val_acc <= 1 and 0 <= u.test_acc <= 1
     last = updates[-1]
     assert updates[0].test_images == pg.TEST_PROBE and last.test_images == 10_000  # all of them at the end
@@ -127,13 +138,24 @@ def test_stream_yields_one_update_per_epoch_usable_by_core_plots(tmp_path):
     assert len(plots.training_curves_figure(metrics, reference).axes[0].lines) == 4
     plots.weight_change_figure(metrics, reference)
     path = pg.draw(last, reference, tmp_path)
-    assert path.endswith(".png") and Path(path).read_bytes()[:4] == b"\x89PNG"
+    fig = pg.gradient_flow(last, reference)
+    with Image.open(path) as im:  # the figure of the last epoch, as a PNG of its own size
+        assert im.format == "PNG" and im.size == tuple(round(v * fig.dpi) for v in fig.get_size_inches())
+    assert Path(path).name == f"gradient_flow_{settings.epochs:02d}_end.png"
     rows = pg.curve_rows(last, reference)
-    mine = [r for r in rows["accuracy"] if not r["series"].startswith("ref.")]
+    mine = [r for r in rows.accuracy if not r["series"].startswith("ref.")]
     assert len(mine) == 3 * (settings.epochs + 1)  # train, validation, test per epoch
-    assert all(r["epoch"] <= settings.epochs for r in rows["loss"])
-    status = pg.status_markdown(last, reference, "Baseline")
-    assert f"Epoch {settings.epochs}/{settings.epochs}" in status and "Done" in status
+    assert [r["value"] for r in mine if r["series"] == "test"] == list(last.test_accs)
+    assert [r["value"] for r in rows.loss if r["series"] == "train"] == [h["train_loss"] for h in last.history]
+    assert all(r["epoch"] <= settings.epochs for r in rows.loss)
+    status = pages.playground_status(last, reference, "Baseline")
+    assert f"**Epoch {settings.epochs}/{settings.epochs}**" in status and "✔ Done." in status
+    assert f"test accuracy **{last.test_acc:.1%}** (10,000 test images)" in status
+    ref = reference["history"][settings.epochs]
+    assert f"Reference **Baseline** at epoch {settings.epochs}: validation accuracy {ref['val_acc']:.1%}" in status
+    assert status.endswith(f"*{pages.settings_summary(settings)}. {last.note}*")
+    first = pages.playground_status(updates[0], None, "Baseline")
+    assert f"**Epoch 0/{settings.epochs}**" in first and first.count("training…") == 1 and "Reference" not in first
 
 
 def test_it_is_core_trainer_not_a_second_loop():
@@ -157,6 +179,7 @@ def test_stop_mid_run_ends_the_generator_within_a_batch():
     assert time.monotonic() - start < 5
     assert len(rest) == 1 and rest[0].done and rest[0].epoch == 0
     assert rest[0].stopped == "stopped at your request during epoch 1"
+    assert "⏹ Training stopped at your request during epoch 1." in pages.playground_status(rest[0], None, "")
 
 
 def test_time_limit_stops_a_run():
@@ -189,11 +212,13 @@ def test_without_the_dataset_it_trains_on_the_committed_sample(monkeypatch):
 
 # ------------------------------------------------------------------------------------- through the app
 
+# The /playground endpoint's inputs in the order an API caller sends them: the controls, then the reference.
+SETTINGS = dict(depth=3, width=32, activation="sigmoid", init_std=0.05, norm="none", skips=False, grad_norm=False,
+                optimizer="sgd", lr=0.01, epochs=2, train_size=500, batch_size=256, reference="baseline")
+
+
 def _args(**changes):
-    s = dict(depth=3, width=32, activation="sigmoid", init_std=0.05, norm="none", skips=False, grad_norm=False,
-             optimizer="sgd", lr=0.01, epochs=2, train_size=500, batch_size=512, reference="baseline")
-    s.update(changes)
-    return list(s.values())
+    return list({**SETTINGS, **changes}.values())
 
 
 def _wait(job, timeout):
@@ -208,17 +233,22 @@ def client(server):
     return server.client()
 
 
+@pytest.mark.app
 def test_app_streams_one_output_per_epoch(client):
     job = client.submit(*_args(), api_name="/playground")
     _wait(job, 60)
     outputs = job.outputs()
     assert len(outputs) == 3  # epochs 0, 1, 2
-    for epoch, (flow, loss, accuracy, status) in enumerate(outputs):
-        assert f"Epoch {epoch}/2" in status
+    # every control reached its own setting (the inputs go by name): the status spells out all of them
+    summary = pages.settings_summary(pg.PlaygroundSettings(**{k: v for k, v in SETTINGS.items() if k != "reference"}))
+    assert summary == "3x32 sigmoid · init N(0, 0.05) · sgd lr 0.01 · batch 256 · 2 epochs on 500 images"
+    for epoch, (_, loss, _, status) in enumerate(outputs):
+        assert f"**Epoch {epoch}/2**" in status and f"*{summary}. Real FashionMNIST: 500 training images" in status
         assert loss["x_lim"] == [0, 2] and {r[0] for r in loss["value"]["data"]} >= set(range(epoch + 1))
     flow, _, accuracy, status = outputs[-1]
-    assert Path(flow).read_bytes()[:4] == b"\x89PNG"
-    assert "Done" in status and "(10,000 test images)" in status and "Baseline" in status
+    with Image.open(flow) as im:
+        assert im.format == "PNG" and im.width > 300
+    assert "✔ Done." in status and "(10,000 test images)" in status and "Reference **Baseline (sigmoid" in status
     series = {row[2] for row in accuracy["value"]["data"]}
     assert series == {"train", "validation", "test", "ref. train", "ref. validation"}
 
@@ -228,12 +258,14 @@ def test_app_streams_one_output_per_epoch(client):
     (dict(lr=5), "Learning rate must be greater than 0 and at most 1, got 5"),
     (dict(depth=2, skips=True), "Skip connections need at least 3 hidden layers"),
 ])
+@pytest.mark.app
 def test_app_refuses_bad_values_with_a_clear_message(client, changes, message):
     with pytest.raises(Exception) as e:
         client.predict(*_args(**changes), api_name="/playground")
     assert message in str(e.value)
 
 
+@pytest.mark.app
 def test_stop_and_cancel_mid_run_leave_the_app_responsive(client, server):
     long = _args(depth=7, width=128, epochs=20, train_size=20_000)  # a minute or more if it ran to the end
     # the Stop button's endpoint: the run ends with a status saying so

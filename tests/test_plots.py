@@ -1,5 +1,7 @@
 """core.plots: the figures are checked through their artists (bar heights, lines, colours, notes), on
-small synthetic metrics dicts shaped like metrics.json, so no dataset or training is needed."""
+small synthetic metrics dicts shaped like metrics.json, so no dataset or training is needed. The values
+they draw are read by core.history (test_history.py); the results table's figures are in
+test_results_plots.py."""
 from __future__ import annotations
 
 import ast
@@ -13,7 +15,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.colors import same_color
 from matplotlib.figure import Figure
 
-from core import plots
+from core import history, plots
 from core.data import CLASSES
 from core.methods import METHODS
 
@@ -23,9 +25,10 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # ---------------------------------------------------------------------------------------------- fixtures
 
 def make_metrics(method: str = "baseline", depth: int = 7, epochs: int = 3, activation: str = "sigmoid",
-                 stages: list[dict] | None = None, title: str | None = None) -> dict:
+                 stages: list[dict] | None = None, title: str | None = None, new_stats: bool = False) -> dict:
     """A metrics.json-shaped dict with distinct, known values: layer i's grad_mean_abs at epoch e is
-    10**-(depth - i + 2) * (1 + e) (so hidden1 << output), rel_weight_change is 0 at init."""
+    10**-(depth - i + 2) * (1 + e) (so hidden1 << output), rel_weight_change is 0 at init. new_stats adds
+    error_mean_abs and activation_std, which metrics.json files written before them lack."""
     names = [f"hidden{i + 1}" for i in range(depth)] + ["output"]
     history = []
     for e in range(epochs + 1):
@@ -36,6 +39,8 @@ def make_metrics(method: str = "baseline", depth: int = 7, epochs: int = 3, acti
                            "weight_std": 0.05, "rel_weight_change": 0.0 if e == 0 else g * e * 3,
                            "update_ratio": None if e == 0 else g / 10,
                            "saturation": None if name == "output" or activation == "relu" else 0.1 * i})
+            if new_stats:
+                layers[-1].update(error_mean_abs=g / 2, activation_std=None if name == "output" else 0.3 - 0.02 * i)
         history.append({"epoch": e, "stage": 1, "train_loss": 2.3 - 0.1 * e, "train_acc": 0.1 + 0.05 * e,
                         "val_loss": 2.31 - 0.09 * e, "val_acc": 0.1 + 0.04 * e, "layers": layers})
     m = {"method": method, "seed": 42,
@@ -67,7 +72,7 @@ def make_layerwise(per_stage: int = 2) -> dict:
 
 def layer(m: dict, epoch: int, name: str) -> dict:
     row = next(r for r in m["history"] if r["epoch"] == epoch)
-    return next(l for l in row["layers"] if l["name"] == name)
+    return next(entry for entry in row["layers"] if entry["name"] == name)
 
 
 def bars(ax) -> dict[str, float]:
@@ -103,7 +108,7 @@ def test_gradient_flow_two_log_panels_share_y_and_show_the_chosen_epoch():
             assert heights[f"init:{name}"] == pytest.approx(layer(m, 0, name)["grad_mean_abs"])
         assert "epoch 1" in ax.get_title()
         assert [t.get_text() for t in ax.get_xticklabels()] == [f"hidden{i}" for i in range(1, 8)] + ["output"]
-    assert plots.method_title(left) in ax_l.get_title() and METHODS["relu"].title in ax_r.get_title()
+    assert history.method_title(left) in ax_l.get_title() and METHODS["relu"].title in ax_r.get_title()
     # every bar fits inside the shared limits
     lo, hi = ax_l.get_ylim()
     assert all(lo < h < hi for ax in fig.axes for h in bars(ax).values())
@@ -144,8 +149,8 @@ def test_gradient_flow_annotates_first_over_output_ratio():
     ax = plots.gradient_flow_figure(m, m).axes[0]
     ratio = layer(m, 3, "hidden1")["grad_mean_abs"] / layer(m, 3, "output")["grad_mean_abs"]
     init_ratio = layer(m, 0, "hidden1")["grad_mean_abs"] / layer(m, 0, "output")["grad_mean_abs"]
-    assert plots.gradient_ratio(m, None) == pytest.approx(ratio)
-    assert plots.gradient_ratio(m, 0) == pytest.approx(init_ratio)
+    assert history.gradient_ratio(m, None) == pytest.approx(ratio)
+    assert history.gradient_ratio(m, 0) == pytest.approx(init_ratio)
     (text,) = [t.get_text() for t in ax.texts if t.get_gid() == "ratio"]
     assert "hidden1 / output" in text and f"{ratio:.1e}" in text and f"init {init_ratio:.1e}" in text
 
@@ -221,6 +226,41 @@ def test_gradient_flow_different_depths_and_missing_side():
         png_size(plots.figure_to_png(fig))
 
 
+def test_gradient_flow_backpropagated_error_on_a_log_axis_with_its_ratio():
+    m = make_metrics(depth=3, new_stats=True)
+    ax = plots.gradient_flow_figure(m, m, key="error_mean_abs").axes[0]
+    assert ax.get_yscale() == "log"
+    assert bars(ax)["epoch:hidden2"] == pytest.approx(layer(m, 3, "hidden2")["error_mean_abs"])
+    assert bars(ax)["init:output"] == pytest.approx(layer(m, 0, "output")["error_mean_abs"])
+    ratio = layer(m, 3, "hidden1")["error_mean_abs"] / layer(m, 3, "output")["error_mean_abs"]
+    (text,) = [t.get_text() for t in ax.texts if t.get_gid() == "ratio"]
+    assert text.startswith("hidden1 / output mean|error|") and f"{ratio:.1e}" in text
+    assert "∂L/∂b" in ax.get_ylabel()
+
+
+def test_gradient_flow_activation_std_on_a_linear_axis_without_output():
+    m = make_metrics(new_stats=True)
+    fig = plots.gradient_flow_figure(m, None, epoch=2, key="activation_std")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "linear" and ax.get_ylim()[0] == 0
+    assert bars(ax)["epoch:hidden3"] == pytest.approx(layer(m, 2, "hidden3")["activation_std"])
+    assert "epoch:output" not in bars(ax) and notes(ax) == ["n/a"]  # the output layer has no activation
+    assert not [t for t in ax.texts if t.get_gid() == "ratio"]
+    png_size(plots.figure_to_png(fig))
+
+
+@pytest.mark.parametrize("key", ["error_mean_abs", "activation_std"])
+def test_gradient_flow_statistic_missing_from_older_metrics_is_noted_not_raised(key):
+    old, new = make_metrics(), make_metrics("relu", activation="relu", new_stats=True)
+    fig = plots.gradient_flow_figure(old, new, key=key)
+    ax_old, ax_new = fig.axes
+    assert bars(ax_old) == {} and notes(ax_old) == ["not recorded"] * 8  # one note per layer group
+    assert bars(ax_new)
+    if key in plots.LOG_KEYS:
+        assert "(hidden1 not recorded)" in next(t.get_text() for t in ax_old.texts if t.get_gid() == "ratio")
+    png_size(plots.figure_to_png(fig))
+
+
 # ----------------------------------------------------------------------------------------- weight change
 
 def test_weight_change_bars_match_metrics_with_method_colours():
@@ -264,7 +304,7 @@ def test_training_curves_lines_styles_and_ranges():
     ax_loss, ax_acc = fig.axes
     for ax, what in ((ax_loss, "loss"), (ax_acc, "acc")):
         assert len(ax.lines) == 4  # 2 methods x (train, val)
-        by = {(same_color(l.get_color(), plots.LEFT_COLOR), l.get_gid()): l for l in ax.lines}
+        by = {(same_color(ln.get_color(), plots.LEFT_COLOR), ln.get_gid()): ln for ln in ax.lines}
         assert set(by) == {(True, f"train_{what}"), (True, f"val_{what}"),
                            (False, f"train_{what}"), (False, f"val_{what}")}
         for line in ax.lines:
@@ -277,7 +317,7 @@ def test_training_curves_lines_styles_and_ranges():
         assert not [c for c in ax.collections if c.get_gid() == "stage_boundaries"]
     assert ax_acc.get_ylim() == (0, 1)
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert plots.method_title(left) in labels and METHODS["relu"].title in labels
+    assert history.method_title(left) in labels and METHODS["relu"].title in labels
     assert {"validation", "train"} <= set(labels)
 
 
@@ -293,7 +333,7 @@ def test_training_curves_layerwise_stage_boundaries_and_missing_values():
         assert isinstance(vl, LineCollection)
         xs = sorted(seg[0][0] for seg in vl.get_segments())
         assert xs == [2.5, 4.5]  # between stage 1|2 and 2|3
-    val = next(l for l in ax_loss.lines if l.get_gid() == "val_loss")
+    val = next(ln for ln in ax_loss.lines if ln.get_gid() == "val_loss")
     assert np.isnan(val.get_ydata()[3])
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "layer-wise stage boundary" in labels and "not trained yet" in labels
@@ -362,79 +402,13 @@ def test_predictions_partial_grid_floats_and_untrained():
     png_size(plots.figure_to_png(fig))
 
 
-# ----------------------------------------------------------------------------------------------- results
+# ---------------------------------------------------------------------------------------------- colours
 
-RESULT_ROWS = [
-    {"method": "baseline", "title": "Baseline", "test_acc": 0.1, "acc_mean": 0.1, "acc_std": 0.0},
-    {"method": "relu", "title": "ReLU", "test_acc": 0.87, "acc_mean": 0.868, "acc_std": 0.003},
-    {"method": "tanh", "title": "Tanh", "test_acc": 0.85, "acc_mean": None, "acc_std": None},
-    {"method": "adam", "title": "Adam", "test_acc": 0.86, "acc_mean": 0.875, "acc_std": 0.002},
-    {"method": "skip", "title": "Skip", "test_acc": None, "acc_mean": None, "acc_std": None},
-]
-
-
-def test_results_sorted_with_error_bars_and_reference_lines():
-    fig = plots.results_figure(RESULT_ROWS, left="baseline", right="relu")
-    (ax,) = fig.axes
-    bars_ = sorted((p for p in ax.patches if p.get_gid()), key=lambda p: -p.get_y())  # top to bottom
-    assert [p.get_gid() for p in bars_] == ["adam", "relu", "tanh", "baseline"]
-    assert [p.get_width() for p in bars_] == pytest.approx([0.875, 0.868, 0.85, 0.1])  # mean when known
-    ticks = [t.get_text() for _, t in sorted(zip(ax.get_yticks(), ax.get_yticklabels()), key=lambda p: p[0])]
-    assert ticks == ["Skip", "Baseline", "Tanh", "ReLU", "Adam"]  # bottom to top; untrained last
-    assert "not trained yet" in notes(ax)
-    reference = [l for l in ax.lines if not l.get_label().startswith("_")]  # the labelled lines
-    vlines = {round(l.get_xdata()[0], 4): l.get_label() for l in reference}
-    assert vlines == {0.8833: "best MLP in the FashionMNIST benchmark (0.8833)", 0.1: "chance (0.1)"}
-    assert all(l.get_linestyle() == "--" and list(l.get_ydata()) == [0, 1] for l in reference)  # full height
-    seed_marks = sorted(l.get_xdata()[0] for l in ax.lines if l.get_gid() == "seed42")
-    assert seed_marks == pytest.approx([0.1, 0.86, 0.87])  # rows with a seed mean also mark seed 42
-    colors = {p.get_gid(): p.get_facecolor() for p in bars_}
-    assert same_color(colors["baseline"], plots.LEFT_COLOR) and same_color(colors["relu"], plots.RIGHT_COLOR)
-    assert same_color(colors["adam"], plots.NEUTRAL_COLOR)
-    # error bars: one per row with a std
-    assert len([c for c in ax.collections if isinstance(c, LineCollection)]) == 2
-    assert ax.get_xlim() == (0, 1)
-    legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert any("0.8833" in t for t in legend)
-    png_size(plots.figure_to_png(fig))
-
-
-def test_results_empty_and_all_untrained():
-    for rows in ([], [{"method": "x", "title": "X", "test_acc": None}]):
-        png_size(plots.figure_to_png(plots.results_figure(rows)))
-
-
-# ------------------------------------------------------------------------------------------------- depth
-
-def test_depth_accuracy_and_log_gradient_ratio():
-    rows = [{"depth": 7, "acc_mean": 0.1, "acc_std": 0.0, "grad_ratio_init": 5e-7},
-            {"depth": 3, "acc_mean": 0.85, "acc_std": 0.01, "grad_ratio_init": 2e-3},
-            {"depth": 5, "acc_mean": 0.6, "acc_std": 0.1, "grad_ratio_init": 3e-5}]
-    fig = plots.depth_figure(rows)
-    ax_acc, ax_ratio = fig.axes
-    (acc_line,) = [l for l in ax_acc.lines if l.get_gid() == "accuracy"]
-    assert list(acc_line.get_xdata()) == [3, 5, 7]
-    assert list(acc_line.get_ydata()) == pytest.approx([0.85, 0.6, 0.1])
-    assert ax_ratio.get_yscale() == "log"
-    (ratio_line,) = ax_ratio.lines
-    assert list(ratio_line.get_ydata()) == pytest.approx([2e-3, 3e-5, 5e-7])
-    lo, hi = ax_ratio.get_ylim()
-    assert lo < 5e-7 and hi > 2e-3
-    assert list(ax_acc.get_xticks()) == [3, 5, 7]
-    png_size(plots.figure_to_png(fig))
-
-
-def test_depth_skips_missing_and_non_positive():
-    rows = [{"depth": 3, "acc_mean": None, "acc_std": None, "test_acc": 0.84, "grad_ratio_init": 0.0},
-            {"depth": 5, "acc_mean": None, "acc_std": None, "grad_ratio_init": None},
-            {"depth": 7, "acc_mean": 0.1, "acc_std": None, "grad_ratio_init": 4e-7}]
-    fig = plots.depth_figure(rows)
-    ax_acc, ax_ratio = fig.axes
-    (acc_line,) = [l for l in ax_acc.lines if l.get_gid() == "accuracy"]
-    assert list(acc_line.get_xdata()) == [3, 7] and list(acc_line.get_ydata()) == pytest.approx([0.84, 0.1])
-    assert list(ax_ratio.lines[0].get_xdata()) == [7]
-    png_size(plots.figure_to_png(fig))
-    png_size(plots.figure_to_png(plots.depth_figure([])))
+def test_lighten_mixes_with_white_as_hex():
+    assert plots.lighten("#000000", 0.5) == "#808080"
+    assert plots.lighten("#1f6fb4", 0.0) == "#1f6fb4" and plots.lighten("#1f6fb4", 1.0) == "#ffffff"
+    assert plots.lighten(plots.LEFT_COLOR) == "#9abedd"  # the init bars' shade (default amount 0.55)
+    assert plots.lighten("tab:blue", 0.5) == "#8fbbda"  # any matplotlib colour
 
 
 # --------------------------------------------------------------------------------------------- rendering
@@ -447,8 +421,6 @@ def test_every_figure_renders_to_png_at_web_size(tmp_path: Path):
         "weight_change": plots.weight_change_figure(left, right),
         "training_curves": plots.training_curves_figure(left, right),
         "predictions": plots.predictions_figure(images, labels, preds, "x"),
-        "results": plots.results_figure(RESULT_ROWS),
-        "depth": plots.depth_figure([{"depth": 3, "acc_mean": 0.8, "acc_std": 0.01, "grad_ratio_init": 1e-3}]),
     }
     for name, fig in figs.items():
         data = plots.figure_to_png(fig)
@@ -470,3 +442,4 @@ def test_inputs_are_not_mutated_and_module_avoids_pyplot():
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names} | \
         {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any("pyplot" in m for m in imported)
+    assert "methods" not in imported  # titles come through core.history, never from the registry here

@@ -23,13 +23,13 @@ def test_every_method_trains_an_epoch(name, tiny):
     assert metrics["epochs"] == max(1, len(method.stages))
     assert [r["epoch"] for r in metrics["history"]] == list(range(metrics["epochs"] + 1))
     last = metrics["history"][-1]
-    assert [l["name"] for l in last["layers"]] == [f"hidden{i + 1}" for i in range(method.depth)] + ["output"]
+    assert [l["name"] for l in last["layers"]] == [f"hidden{i + 1}" for i in range(method.model.depth)] + ["output"]
     for layer in last["layers"]:
         assert set(LAYER_KEYS) | {"name"} == set(layer)
         assert layer["grad_mean_abs"] is not None and layer["grad_mean_abs"] >= 0
         assert layer["rel_weight_change"] >= 0
     assert last["layers"][-1]["rel_weight_change"] > 0  # (std-10 sigmoids can saturate to an exact 0 gradient)
-    expected_saturation = method.activation != "relu"
+    expected_saturation = method.model.activation != "relu"
     assert all((l["saturation"] is not None) == expected_saturation for l in last["layers"][:-1])
     assert all(0 <= r["train_loss"] < float("inf") for r in metrics["history"])
     json.dumps(metrics, allow_nan=False)  # metrics.json must be strict JSON
@@ -92,7 +92,7 @@ def test_layerwise_frozen_layers_are_not_in_the_optimizer(tiny, monkeypatch):
 
 
 def test_nan_loss_stops_with_a_recorded_message(tiny):
-    method = replace(METHODS["relu"], init_std=1e6, epochs=3)
+    method = replace(METHODS["relu"], model=replace(METHODS["relu"].model, init_std=1e3), epochs=3)
     model, metrics = train_method(method, tiny)
     assert metrics["stopped"] and "loss became" in metrics["stopped"]
     assert metrics["epochs"] == 1
@@ -107,7 +107,7 @@ def test_short_training_on_real_data_learns(fashion):
 
 
 def _cli(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "core.train", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "core", "train", *args], capture_output=True, text=True,
                           timeout=300, **kw)
 
 
@@ -137,3 +137,20 @@ def test_cli_bad_arguments_one_line_exit_2(args, message):
 def test_cli_list():
     run = _cli("--list")
     assert run.returncode == 0 and [line.split()[0] for line in run.stdout.splitlines()] == list(METHODS)
+
+
+def test_cli_retrains_bit_for_bit(tmp_path):
+    """Same command, same torch version, same thread count (the CLI's default: one) -> the same weights."""
+    shas = []
+    for out in (tmp_path / "a", tmp_path / "b"):
+        run = _cli("--method", "layerwise_6", "--epochs", "1", "--limit", "3000", "--out", str(out))
+        assert run.returncode == 0, run.stderr
+        metrics = json.loads((out / "layerwise_6" / "metrics.json").read_text())
+        assert metrics["torch_threads"] == 1
+        shas.append(metrics["weights_sha256"])
+    assert shas[0] == shas[1]
+
+
+def test_cli_refuses_several_seeds_into_one_checkpoint(tmp_path):
+    run = _cli("--method", "relu", "--seed", "1", "2", "--out", str(tmp_path))
+    assert run.returncode == 2 and "several seeds need --metrics-only" in run.stderr

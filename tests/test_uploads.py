@@ -1,7 +1,7 @@
 """Hostile and odd uploads through the launched app, the way a visitor's file travels: gradio_client uploads it
-to /gradio_api/upload, then /classify hands the stored file to core.preprocess.
+to /gradio_api/upload, then /classify hands the stored file to core.upload and core.preprocess.
 
-The files are the ones test_preprocess.py feeds core.preprocess directly (tests/imagefiles.py). Each gets a
+The files are the ones test_upload.py and test_preprocess.py feed those directly (tests/imagefiles.py). Each gets a
 correct result or one clear message, and the server keeps serving: the last test checks that.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import imagefiles as F
 from bench.load import wait_until_settled
-from conftest import ROOT
-from core.preprocess import MAX_BYTES
+from core.upload import MAX_BYTES, open_image
+from tests import imagefiles as F
+from tests.helpers import ROOT
 
 EXAMPLES = ROOT / "assets" / "examples"
 
@@ -81,6 +81,7 @@ DAMAGED = "The image data is damaged or incomplete (it is truncated)"
     (F.truncated_jpeg, "cut.jpg", DAMAGED),
     (F.empty_file, "empty.png", "The file is empty"),
 ], ids=["text-as-png", "zip-as-png", "truncated-png", "truncated-jpeg", "zero-bytes"])
+@pytest.mark.app
 def test_bad_file_gets_our_message(client, tmp_path, write, name, message):
     path = write(tmp_path / name)
     with pytest.raises(AppError) as info:
@@ -96,6 +97,7 @@ BOMBS = [
 
 
 @pytest.mark.parametrize("width,height,message", BOMBS, ids=["900MP", "100MP", "48MP"])
+@pytest.mark.app
 def test_decompression_bomb_is_refused_fast_without_memory(client, server, settled, tmp_path, width, height,
                                                            message):
     # Every row is stored (870 KB for 900 megapixels), so decoding would really cost width x height bytes;
@@ -128,6 +130,7 @@ def test_a_bomb_is_real_when_decoded(tmp_path):
     assert int(kib) > 40_000 and extrema.strip() == "(0, 0)"
 
 
+@pytest.mark.app
 def test_file_over_20_mb_is_refused_before_upload(client, server, tmp_path):
     path = F.sparse_file(tmp_path / "huge.png", MAX_BYTES + 1)
     # gradio_client checks the app's max_file_size (app.launch(max_file_size=MAX_BYTES)) before uploading
@@ -152,8 +155,12 @@ def test_file_over_20_mb_is_refused_before_upload(client, server, tmp_path):
     (F.animated_gif, "anim.gif"),
     (F.exif_rotated_jpeg, "phone.jpg"),
 ], ids=["1x1", "4000x10", "16-bit", "cmyk-jpeg", "rgba", "animated-gif", "exif-rotated"])
+@pytest.mark.app
 def test_odd_image_is_classified(client, tmp_path, write, name):
-    assert_two_top5(classify(client, write(tmp_path / name)))
+    odd = write(tmp_path / name)
+    plain = tmp_path / "plain.png"
+    open_image(odd).save(plain)  # the pixels core.upload decodes from it, as an ordinary PNG
+    assert assert_two_top5(classify(client, odd)) == assert_two_top5(classify(client, plain))
 
 
 @pytest.mark.parametrize("write,name", [
@@ -163,11 +170,13 @@ def test_odd_image_is_classified(client, tmp_path, write, name):
     (lambda p: F.animated_gif(p, [TROUSER, BAG]), "anim.gif"),  # the first frame
     (lambda p: F.exif_rotated_jpeg(p, TROUSER), "phone.jpg"),  # stored sideways, EXIF says turn it upright
 ], ids=["16-bit", "cmyk-jpeg", "rgba", "animated-gif", "exif-rotated"])
+@pytest.mark.app
 def test_odd_encodings_of_a_trouser_are_still_a_trouser(client, tmp_path, write, name):
     _, right = assert_two_top5(classify(client, write(tmp_path / name)))
     assert right["label"] == "Trouser" and right["confidences"][0]["confidence"] > 0.9, right
 
 
+@pytest.mark.app
 def test_the_trouser_checks_can_fail(client, tmp_path):
     """The controls: the same pixels without the EXIF tag, and the animation with its frames swapped,
     are not trousers, so the test above really checks orientation and frame choice."""
@@ -178,6 +187,7 @@ def test_the_trouser_checks_can_fail(client, tmp_path):
     assert assert_two_top5(classify(client, swapped))[1]["label"] == "Bag"
 
 
+@pytest.mark.app
 def test_server_still_serves_after_all_of_the_above(client, server):
     """Runs last in this module (pytest keeps file order)."""
     assert server.alive()

@@ -1,0 +1,186 @@
+"""The data behind the Compare tab's browser chart (assets/charts.js): every recorded epoch's per-layer statistics
+and training curves of a method, built once from its metrics dict, and a pair's payload with the axes both
+methods share. JSON-ready dicts, no Gradio, no drawing.
+
+A method's data holds, per statistic, one row per recorded epoch with one entry per layer (input to output): the
+value as recorded (a finite float), or, where there is none, the reason as core.history words it ("frozen",
+"no update yet", "n/a (ReLU)", ...). A statistic the checkpoint never recorded at all is {"missing": "not
+recorded"} instead of rows of the same words. The browser picks the row of any epoch itself (the last one at
+or before it, like history.row_at), so the statistic selector and the epoch player never call the server.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+from . import history
+from .plots import KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
+
+__all__ = ["CURVES", "DEFAULT_STAT", "NOT_RECORDED", "STATS", "Stat", "log_limits", "method_data", "pair_data",
+           "reasons_like_history"]
+
+NOT_RECORDED = "not recorded"
+CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
+CHANCE = 0.1
+
+
+@dataclass(frozen=True)
+class Stat:
+    """One choice of the chart's statistic selector."""
+    key: str  # the per-layer key in metrics.json
+    name: str  # the selector's button
+    axis: str  # what the axis measures
+    about: str  # one sentence under the selector
+    log: bool
+    guide: float | None = None  # a reference line (the healthy update ratio)
+    guide_label: str = ""
+    init: bool = True  # draw the init (epoch 0) bars beside the chosen epoch's
+
+
+STATS = {s.key: s for s in (
+    Stat("grad_mean_abs", "Weight gradient", KEY_LABELS["grad_mean_abs"][1],
+         "How much gradient reaches each layer's weights. It scales with the layer's input, so hidden1 "
+         "(fed raw pixels) is not like the others.", log=True),
+    Stat("error_mean_abs", "Error |∂L/∂z|", "mean |∂L/∂z| per unit (the bias gradient)",
+         "The error signal arriving at each layer (the bias gradient): unlike the weight gradient it does not "
+         "scale with the layer's input.", log=True),
+    Stat("update_ratio", "Update / weight", KEY_LABELS["update_ratio"][1],
+         "How far one step's update moves the weights relative to their size: around 1e-3 is healthy, far below "
+         "it the layer barely learns.", log=True, guide=1e-3, guide_label="healthy ≈ 1e-3"),
+    Stat("saturation", "Saturation", KEY_LABELS["saturation"][1],
+         "The share of units stuck where the activation is flat (its derivative ~0): saturated units pass "
+         "almost no gradient back.", log=False),
+    Stat("activation_std", "Activation std", KEY_LABELS["activation_std"][1],
+         "The spread of each layer's outputs: shrinking or exploding from layer to layer is the forward side "
+         "of a vanishing or exploding gradient.", log=False),
+    Stat("rel_weight_change", "Weight change", KEY_LABELS["rel_weight_change"][1],
+         "How far each layer's weights have moved from their initial values (0 at init).", log=True, init=False),
+)}
+DEFAULT_STAT = "grad_mean_abs"
+
+
+# ------------------------------------------------------------------------------------------------ one method
+
+def _compact(metrics: dict, names: list[str]) -> dict:
+    """The part of `metrics` history.missing_reason reads, small: the config and, per layer, the first row
+    in which it had a gradient. missing_reason asks whether a layer "had a gradient in an earlier epoch", which
+    the first such row answers exactly; on the full history that question costs a scan per missing value
+    (seconds for the 701 epochs of layer-wise training)."""
+    first = {}
+    for row in history.rows(metrics):
+        for name in names:
+            if name not in first and history.layer_value(row, name, "grad_mean_abs") is not None:
+                first[name] = {"epoch": history.epoch_of(row),
+                               "layers": [{"name": name, "grad_mean_abs": 1.0}]}
+    return {"config": metrics.get("config"), "history": list(first.values())}
+
+
+def reasons_like_history(metrics: dict, key: str) -> list[list]:
+    """`key` for every row and layer (history.all_layer_names order): the value, or history.missing_reason's
+    words for a missing one (the same words as on the full history; see _compact)."""
+    hist = history.rows(metrics)
+    names = history.all_layer_names(hist)
+    compact = _compact(metrics, names)
+    out = []
+    for row in hist:
+        values = []
+        for name in names:
+            v = history.layer_value(row, name, key)
+            values.append(v if v is not None else history.missing_reason(compact, row, name, key))
+        out.append(values)
+    return out
+
+
+def _recorded(metrics: dict, key: str) -> bool:
+    return any(key in layer for row in history.rows(metrics) for layer in row.get("layers") or [])
+
+
+def _range(rows_of_values: list[list]) -> list[float] | None:
+    """[smallest positive, largest] of the numbers, for shared axes; None if no number is positive."""
+    numbers = [v for row in rows_of_values for v in row if not isinstance(v, str)]
+    positive = [v for v in numbers if v > 0]
+    return [min(positive), max(numbers)] if positive else None
+
+
+def _numbers(values) -> list[float | None]:
+    return [None if math.isnan(v) else float(v) for v in values]
+
+
+def method_data(name: str, title: str, metrics: dict | None, problem: str | None = None) -> dict:
+    """Everything the chart shows of one method, at every recorded epoch (see the module docstring).
+    `problem`: why there is no data (a broken checkpoint's error); no metrics and no problem = not trained."""
+    hist = history.rows(metrics)
+    if not hist:
+        return {"name": name, "title": title, "problem": problem or "not trained yet", "layers": [],
+                "epochs": [], "labels": [], "stats": {}, "range": {}, "curves": {}, "stages": []}
+    stats, ranges = {}, {}
+    for key in STATS:
+        if not _recorded(metrics, key):
+            stats[key] = {"missing": NOT_RECORDED}
+            continue
+        values = reasons_like_history(metrics, key)
+        stats[key] = {"values": values}
+        ranges[key] = _range(values)
+    return {
+        "name": name, "title": title, "problem": None,
+        "layers": history.all_layer_names(hist),
+        "epochs": [history.epoch_of(r) for r in hist],
+        "labels": [history.epoch_label(metrics, r) for r in hist],
+        "stats": stats, "range": ranges,
+        "curves": {key: _numbers(history.series(metrics, key)[1]) for key in CURVES},
+        "stages": history.stage_boundaries(metrics),
+    }
+
+
+# --------------------------------------------------------------------------------------------------- a pair
+
+def log_limits(low: float, high: float) -> list[float]:
+    """Decade-aligned log-axis limits around [low, high] (both > 0)."""
+    lo, hi = math.floor(math.log10(low) + 1e-9), math.ceil(math.log10(high) - 1e-9)
+    return [10.0**lo, 10.0**max(hi, lo + 1)]
+
+
+def _nice_ceiling(x: float) -> float:
+    """The smallest of 1, 2, 2.5, 5 x 10^k that is >= x (x > 0)."""
+    k = 10.0 ** math.floor(math.log10(x))
+    return next(m * k for m in (1, 2, 2.5, 5, 10) if m * k >= x * (1 - 1e-9))
+
+
+def _limits(stat: Stat, ranges: list[list[float] | None]) -> list[float] | None:
+    """Axis limits covering both methods' values at every epoch (the axis never moves while playing)."""
+    known = [r for r in ranges if r]
+    if stat.log:
+        if stat.guide is not None:
+            known.append([stat.guide, stat.guide])
+        return log_limits(min(r[0] for r in known), max(r[1] for r in known)) if known else None
+    top = max((r[1] for r in known), default=0.0)
+    return [0.0, _nice_ceiling(top * 1.05)] if top > 0 else [0.0, 1.0]
+
+
+def _loss_axis(sides: list[dict]) -> dict:
+    """The loss panel's axis: log when the pair's losses span more than 30x (as plots' curves figure)."""
+    losses = [v for side in sides for key in ("train_loss", "val_loss") for v in side["curves"].get(key, [])
+              if v is not None and v > 0]
+    if not losses:
+        return {"log": False, "limits": [0.0, 1.0]}
+    lo, hi = min(losses), max(losses)
+    if hi / lo > 30:
+        return {"log": True, "limits": log_limits(lo, hi)}
+    return {"log": False, "limits": [0.0, _nice_ceiling(hi * 1.05)]}
+
+
+def pair_data(left: dict, right: dict, stat: str = DEFAULT_STAT) -> dict:
+    """The chart's value for a pair: both methods' data (method_data), their colours, the statistics with axes
+    shared by both sides, the epoch range and the shared curve axes."""
+    sides = [left, right]
+    max_epoch = max((d["epochs"][-1] for d in sides if d["epochs"]), default=0)
+    return {
+        "left": left, "right": right,
+        "colors": {"left": [LEFT_COLOR, lighten(LEFT_COLOR)], "right": [RIGHT_COLOR, lighten(RIGHT_COLOR)]},
+        "stats": [{**asdict(s), "limits": _limits(s, [d["range"].get(s.key) for d in sides])}
+                  for s in STATS.values()],
+        "stat": stat if stat in STATS else DEFAULT_STAT,
+        "max_epoch": max_epoch, "epoch": max_epoch,
+        "curves": {"loss": _loss_axis(sides), "acc": {"log": False, "limits": [0.0, 1.0]}, "chance": CHANCE},
+    }
+

@@ -1,0 +1,180 @@
+"""The words the app shows: page text, method cards, hyperparameter summaries, the Playground's status.
+
+Markdown strings only, no Gradio and no computation: the numbers come from core.lab and core.playground.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import playground as pg
+from .methods import BASELINE, METHODS, Method
+
+if TYPE_CHECKING:
+    from .lab import Entry
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+TITLE = "Vanishing Gradient Lab"
+
+INTRO = (f"# {TITLE}\nA 7-layer sigmoid MLP on FashionMNIST barely learns: its gradient fades on the way back to "
+         "the first layers. Pick a cure on the right and compare it with the baseline on the left: gradient flow "
+         "per layer, training curves, predictions, your own photo.")
+
+CLASSIFY_HELP = ("Upload or paste a photo of a clothing item (or pick an example). It is turned into what the "
+                 "models were trained on: grayscale, light item on black, cropped, 28x28.")
+
+PLAYGROUND_INTRO = f"""Build your own deep network and watch its gradients flow while it trains on real FashionMNIST.
+Set the controls and press **Train**: after every epoch (and at epoch 0, before any update) the page shows how
+much gradient reaches each layer, the loss and accuracy curves and the test accuracy so far, beside a
+pre-trained method of your choice at the same epoch. Defaults are the baseline: change one thing and watch
+what it does to the first layers' gradient.
+
+**One run at a time.** Training shares this small CPU with every visitor, so only one Playground run goes at
+once. If someone else's run is going when you press Train, yours waits in the queue: the gradient-flow panel shows
+your place in the queue and an estimated wait, and your run starts by itself when theirs ends (every run stops after
+at most {pg.TIME_LIMIT / 60:.0f} minutes). The other tabs keep working meanwhile. **Stop** ends your run
+within a batch and keeps what it has drawn."""
+
+PLAYGROUND_IDLE = ("Press **Train** to start. The default run (10 epochs on 10,000 images) takes about ten "
+                   "seconds when the server is not busy.")
+
+
+def hyperparameters(method: Method, train_size: int | None = None) -> str:
+    """A method's model and recipe in one line ("7x128 sigmoid · init N(0, 0.05) · sgd lr 0.01 · ..."): on the
+    method cards, and for a Playground run, whose `train_size` (training images) ends the line."""
+    c = method.model
+    parts = [f"{c.depth}x{c.width} {c.activation}", f"init N(0, {c.init_std:g})",
+             f"{method.optimizer} lr {method.lr:g}", f"batch {method.batch_size}"]
+    if c.norm != "none":
+        parts.append(f"{c.norm} norm")
+    if c.skips:
+        parts.append("skips " + ", ".join(f"{a}→{b}" for a, b in c.skips))
+    if c.grad_norm:
+        parts.append("gradient normalization")
+    if method.weight_decay:
+        parts.append(f"weight decay {method.weight_decay:g}")
+    if method.schedule != "constant":
+        parts.append(f"{method.schedule} lr schedule")
+    epochs = f"{len(method.stages)} stages x {method.epochs} epochs" if method.stages else f"{method.epochs} epochs"
+    parts.append(epochs if train_size is None else f"{epochs} on {train_size:,} images")
+    return " · ".join(parts)
+
+
+def settings_summary(settings: pg.PlaygroundSettings) -> str:
+    """The Playground's settings in one line, as the cards summarize a registry method."""
+    return hyperparameters(pg.to_method(settings), settings.train_size)
+
+
+def card(entry: Entry) -> str:
+    """A method's card on the Compare tab: title, description, hyperparameters, then its test accuracy or why
+    its checkpoint is unavailable."""
+    m = entry.method
+    head = f"### {m.title}\n{m.description}\n\n*{hyperparameters(m)}*\n\n"
+    if entry.error:
+        return head + f"**Unavailable:** {entry.error}"
+    r = entry.metrics
+    stopped = f" · stopped early: {r['stopped']}" if r.get("stopped") else ""
+    return head + (f"**Test accuracy {r['test_acc']:.2%}** (10,000 test images, seed {r['seed']}) · "
+                   f"trained {r['epochs']} epochs in {r['train_seconds'] / 60:.1f} min{stopped}")
+
+
+def methods_list() -> str:
+    """Every registry method, one bullet each: title, name, description."""
+    return "\n".join(f"- **{m.title}** (`{m.name}`): {m.description}" for m in METHODS.values())
+
+
+def about() -> str:
+    """The About tab: assets/about.md, then the list of methods."""
+    return (ASSETS / "about.md").read_text() + "\n\n" + methods_list()
+
+
+# --- Classify: the gradient on the visitor's image (core.lab.Lab.explain) ----------------------------------
+GRADIENT_HELP = (
+    "### Gradient on your image\n"
+    "How strongly each of the 28x28 pixels the models see moves the score (logit) of the class the model "
+    "predicts: |∂ logit / ∂ pixel|. Both maps share one **logarithmic** colour scale (the bar under them), so "
+    "their colours compare: **black = the gradient has all but vanished** before reaching the pixel, yellow = "
+    "the pixel counts. Every pixel, background included, feeds every unit of these fully connected networks, "
+    "so a map need not trace the item's outline: read its brightness. Under each map: the mean |gradient| "
+    "reaching the input and the first hidden layer.")
+
+SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def power_of_ten(value: float, digits: int = 2) -> str:
+    """3.88e-08 -> "3.9 × 10⁻⁸" ("0" for zero): a value spanning decades, written for people."""
+    if value == 0:
+        return "0"
+    mantissa, exponent = f"{value:.{digits - 1}e}".split("e")
+    return f"{mantissa} × 10{str(int(exponent)).translate(SUPERSCRIPT)}"
+
+
+def gradient_card(entry: Entry, numbers: dict) -> str:
+    """Under one gradient map: the method, what it predicts and the two mean |gradient|s (Lab.explain's
+    numbers), or why the side has no map."""
+    head = f"**{entry.method.title}**"
+    if not numbers["available"]:
+        return f"{head}: **no map**, its checkpoint is unavailable. {entry.error}"
+    return (f"{head} predicts **{numbers['predicted']}**  \n"
+            f"mean \\|gradient\\| reaching the input: **{power_of_ten(numbers['input_grad_mean_abs'])}**  \n"
+            f"reaching hidden layer 1 (before its activation): "
+            f"**{power_of_ten(numbers['hidden1_grad_mean_abs'])}**")
+
+
+def gradient_note(methods: list[Method]) -> str:
+    """Under the maps: what a map means for the chosen methods. Every model is evaluated as deployed (eval mode)
+    on this one image; normalisation changes what that means (core.explain.gradient_map says more)."""
+    lines = ["*Every model runs as deployed (eval mode) on this one image.*"]
+    for kind, note in _NORM_NOTES.items():
+        chosen = [m for m in dict.fromkeys(methods) if _norm_kind(m) == kind]
+        if chosen:
+            titles = " and ".join(m.title for m in chosen)
+            lines.append(f"**{titles}:** " + note.format(width=chosen[0].model.width))
+    return "\n\n".join(lines)
+
+
+def _norm_kind(m: Method) -> str | None:
+    """Which of _NORM_NOTES applies to a method, if any."""
+    c = m.model
+    return "batchnorm" if c.norm == "batchnorm" else "custom" if c.norm == "custom" else \
+        "grad_norm" if c.grad_norm else None
+
+
+_NORM_NOTES = {
+    "batchnorm": ("in eval mode each BatchNorm is a fixed per-unit scale and shift (the running mean and variance "
+                  "from training), so the map is the exact derivative of the deployed model at this image, "
+                  "whatever other images exist."),
+    "custom": ("its layers standardise over the whole batch, so on one image each layer is standardised with this "
+               "image's own mean and std over its {width} units (in training: over the batch). The map is the exact "
+               "derivative of the model as it runs on this image alone, including how each pixel shifts those "
+               "statistics; its prediction can differ from one made inside a batch (on the committed sample of "
+               "1,000 test images the two agree on 96.5%)."),
+    "grad_norm": ("it rescales the gradient at every hidden layer, but only while training. The map shows the raw "
+                  "derivative: the only one that says how much a pixel moves the prediction, and the only one "
+                  "comparable with other methods on a shared scale."),
+}
+
+
+def playground_status(update: pg.PlaygroundUpdate, reference: dict | None, reference_title: str) -> str:
+    """The status above the Playground's figures: a progress bar, the accuracies so far, elapsed time, how it
+    ended, the reference (metrics.json of a pre-trained method) at the same epoch and what the data is."""
+    head = (f"<progress value=\"{update.epoch}\" max=\"{update.total_epochs}\" style=\"width: 100%\"></progress>\n\n"
+            f"**Epoch {update.epoch}/{update.total_epochs}** · validation accuracy **{update.val_acc:.1%}** · "
+            f"test accuracy **{update.test_acc:.1%}** ({update.test_images:,} test images) · {update.seconds:.1f} s")
+    if update.stopped:
+        head += f"\n\n⏹ Training {update.stopped}."
+    elif update.done:
+        head += "\n\n✔ Done."
+    else:
+        head += " · training…"
+    ref_row = next((r for r in (reference or {}).get("history") or [] if r.get("epoch") == update.epoch), None)
+    if ref_row is not None:
+        # an epoch of the reference is more steps than one of yours: it saw all of the training split
+        ref_images = reference.get("limit") or pg.TRAIN_SIZE[1]
+        ref_batch = (reference.get("config") or {}).get("batch_size", BASELINE.batch_size)
+        steps = -(-update.config["train_size"] // update.settings.batch_size)
+        head += (f"\n\nReference **{reference_title}** at epoch {ref_row['epoch']}: validation accuracy "
+                 f"{ref_row['val_acc']:.1%} (trained on {ref_images:,} images, {-(-ref_images // ref_batch)} "
+                 f"steps per epoch; yours takes {steps}).")
+    return head + f"\n\n*{settings_summary(update.settings)}. {update.note}*"

@@ -1,0 +1,79 @@
+"""The app's Gradio parts that are not Gradio's own: components that pass a visitor's value on untouched, so
+that core/ checks it and explains what is wrong, and the wrapper that turns those explanations into a message
+on the page."""
+from __future__ import annotations
+
+import base64
+import functools
+import inspect
+
+import gradio as gr
+
+from core.upload import ImageError
+
+USER_ERRORS = (ImageError, ValueError)
+
+
+class UploadedImage(gr.Image):
+    """gr.Image whose event functions get the uploaded bytes untouched. gr.Image itself opens and re-encodes
+    uploads with PIL first (a decompression bomb would be decoded, a 16-bit PNG turned white, a text file
+    answered with a generic error); core.preprocess.open_image does that job safely and explains failures."""
+    is_template = True  # rendered by the frontend as a plain Image
+
+    def preprocess(self, payload):
+        if payload is None:
+            return None
+        if payload.url and payload.url.startswith("data:"):  # pasted as a data URL
+            return base64.b64decode(payload.url.split(",", 1)[-1])
+        return payload.path
+
+
+class RawSlider(gr.Slider):
+    """gr.Slider whose value reaches the event function as sent. gr.Slider checks its own bounds first and
+    answers "Value 11 is greater than maximum value 10", naming no control (and fails on a string with a
+    TypeError); core.playground checks every value and says which control is wrong and what it allows."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class RawNumber(gr.Number):
+    """gr.Number, value passed as sent, for the same reason as RawSlider."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+def user_errors(fn):
+    """Bad input becomes one clear message on the page (gr.Error), never a traceback. Generators (sync or
+    async) raise while they are iterated, not when called, so they get a wrapper of their own kind: Gradio
+    looks at the function's kind to stream it. functools.wraps keeps the signature, so gr.Request and
+    gr.Progress parameters are still injected."""
+    if inspect.isasyncgenfunction(fn):
+        @functools.wraps(fn)
+        async def wrapped(*args, **kwargs):
+            inner = fn(*args, **kwargs)
+            try:
+                async for item in inner:
+                    yield item
+            except USER_ERRORS as e:
+                raise gr.Error(str(e), print_exception=False) from None
+            finally:
+                await inner.aclose()  # closing the wrapper (a cancelled run) closes the real generator
+    elif inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except USER_ERRORS as e:
+                raise gr.Error(str(e), print_exception=False) from None
+    else:
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except USER_ERRORS as e:
+                raise gr.Error(str(e), print_exception=False) from None
+    return wrapped
