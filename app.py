@@ -44,15 +44,13 @@ def _warn_unavailable(*names: str) -> None:
 # --- Compare, Classify, Results ----------------------------------------------------------------------
 @user_errors
 def compare(left: str, right: str):
+    """The pair's cards, PNG figures and epoch range (the outputs /compare has always had, in that order),
+    then the browser chart's data (core.charts.pair_data): all of it composed from per-method parts made
+    once, so any pair answers in milliseconds."""
     c = lab.rendered_comparison(left, right)
     _warn_unavailable(left, right)
     return (*c.cards, c.gradient_flow, c.curves, c.weight_change, *c.predictions,
-            gr.Slider(maximum=c.max_epoch, value=c.max_epoch))
-
-
-@user_errors
-def gradient_flow_at(left: str, right: str, epoch: float):
-    return render(lab.gradient_flow(left, right, int(epoch)))
+            gr.Slider(maximum=c.max_epoch, value=c.max_epoch), c.chart)
 
 
 @user_errors
@@ -182,21 +180,32 @@ def _figure(elem_id: str, label: str, **more) -> gr.Image:
     return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False, **more)
 
 
+# The per-layer chart is drawn in the browser (assets/charts.js): the statistic selector, the epoch slider and
+# the player redraw there from the data /compare sends once per pair, with no request to the server.
+CHART_JS, CHART_CSS = ((ASSETS / f"charts.{ext}").read_text() for ext in ("js", "css"))
+
+
 def compare_tab(pair: list, pair_changes: list) -> None:
     with gr.Tab("Compare"):
         with gr.Row():
             cards = [gr.Markdown(), gr.Markdown()]
-        flow = _figure("flow", "Gradient flow: mean |grad| per layer, input → output (log scale)",
-                       buttons=["download"])
-        epoch = gr.Slider(0, 100, value=100, step=1, label="Epoch shown in the gradient flow (0 = init)")
+        chart = gr.HTML(None, elem_id="diagnostics", label="Per-layer diagnostics and training curves (data)",
+                        html_template='<div class="vgl"></div>', css_template=CHART_CSS, js_on_load=CHART_JS,
+                        apply_default_css=False)
         with gr.Row():
-            curves = _figure("curves", "Training curves")
-            weight_change = _figure("weight-change", "Relative weight change per layer")
-        with gr.Row():
-            predictions = [_figure("preds-left", "Predictions (left)"), _figure("preds-right", "Predictions (right)")]
-    gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch],
+            # min_width: one grid per row on a phone, where two side by side would be too small to read
+            predictions = [_figure("preds-left", "Predictions (left)", min_width=360, buttons=["fullscreen"]),
+                           _figure("preds-right", "Predictions (right)", min_width=360, buttons=["fullscreen"])]
+        with gr.Accordion("The figures as images (PNG, to download)", open=False):
+            flow = _figure("flow", "Gradient flow: mean |grad| per layer, input → output (log scale)",
+                           buttons=["download"])
+            with gr.Row():
+                curves = _figure("curves", "Training curves", buttons=["download"])
+                weight_change = _figure("weight-change", "Relative weight change per layer", buttons=["download"])
+            # /compare's epoch range, kept for API callers; the page's epoch slider is the chart's own
+            epoch = gr.Slider(0, 100, value=100, step=1, label="Epochs recorded", visible=False)
+    gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch, chart],
           api_name="compare", concurrency_limit=4)
-    epoch.release(gradient_flow_at, [*pair, epoch], flow, api_visibility="private", concurrency_limit=2)
 
 
 def classify_tab(pair: list) -> None:
@@ -205,7 +214,7 @@ def classify_tab(pair: list) -> None:
         with gr.Row():
             image = UploadedImage(label="Your image", type="filepath", sources=["upload", "clipboard"], height=320)
             seen = gr.Image(label="What the models see (28x28)", type="numpy", interactive=False, height=320,
-                            image_mode="L")
+                            image_mode="L", format="png")  # exact pixels (the default WebP is lossy)
         examples = gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
                                label="Examples: real FashionMNIST test images and photo-like versions")
         run = gr.Button("Classify", variant="primary")
@@ -329,9 +338,11 @@ def build() -> gr.Blocks:
 demo = build()
 
 if __name__ == "__main__":
-    # Render the comparisons visitors open first, off the serving thread.
-    # Then load the Playground's data and warm torch up, so the first run is as quick as the next ones.
+    # The pair every visitor's page opens with, drawn before serving (~1-2 s), so that its answer is instant.
+    # Then, off the serving thread, every method's Compare panels (any pair is then instant too), the
+    # Playground's data and torch's warm-up, so the first run is as quick as the next ones.
+    lab.warm(pairs=[DEFAULT_PAIR])
     threading.Thread(target=lambda: (lab.warm(), pg.warm()), daemon=True).start()
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-                max_file_size=MAX_BYTES, show_error=True)
+                max_file_size=MAX_BYTES, show_error=True, head=f"<style>{(ASSETS / 'page.css').read_text()}</style>")

@@ -35,6 +35,7 @@ class Stat:
     guide: float | None = None  # a reference line (the healthy update ratio)
     guide_label: str = ""
     init: bool = True  # draw the init (epoch 0) bars beside the chosen epoch's
+    fixed: tuple[float, float] | None = None  # axis limits whatever the values (a share: 0 to 1)
 
 
 STATS = {s.key: s for s in (
@@ -49,7 +50,7 @@ STATS = {s.key: s for s in (
          "it the layer barely learns.", log=True, guide=1e-3, guide_label="healthy ≈ 1e-3"),
     Stat("saturation", "Saturation", KEY_LABELS["saturation"][1],
          "The share of units stuck where the activation is flat (its derivative ~0): saturated units pass "
-         "almost no gradient back.", log=False),
+         "almost no gradient back.", log=False, fixed=(0.0, 1.0)),
     Stat("activation_std", "Activation std", KEY_LABELS["activation_std"][1],
          "The spread of each layer's outputs: shrinking or exploding from layer to layer is the forward side "
          "of a vanishing or exploding gradient.", log=False),
@@ -148,6 +149,8 @@ def _nice_ceiling(x: float) -> float:
 
 def _limits(stat: Stat, ranges: list[list[float] | None]) -> list[float] | None:
     """Axis limits covering both methods' values at every epoch (the axis never moves while playing)."""
+    if stat.fixed:
+        return list(stat.fixed)
     known = [r for r in ranges if r]
     if stat.log:
         if stat.guide is not None:

@@ -162,7 +162,11 @@ def _photos(names: list[str], root: Path) -> int:
 # ------------------------------------------------------------------------------------------ results, data
 
 def results(args, parser) -> int:
-    rows = results_rows()
+    try:
+        rows = results_rows()  # strict: the README is never written from a damaged file
+    except CheckpointError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if args.write_readme:
         print("README.md updated" if write_readme(rows) else "README.md already up to date")
     else:

@@ -10,7 +10,7 @@ How the numbers are taken:
   the layer's input) it does not scale with the input, so raw pixels do not inflate the first layer's.
 - update_ratio is the std of the actual update a step made to the weights (whatever the optimizer:
   for SGD that is lr * grad) over the std of the weights, averaged over every 4th step of the epoch
-  (a sample: measuring every step would add ~5% to training time).
+  (a sample: measuring every step costs noticeably more; `python -m bench.training` prints how much).
 - weight_std and rel_weight_change (||W - W0|| / ||W0||, W0 = the weights at the start of training, or of
   the stage for a fresh layer-wise head) are read at the end of the epoch.
 - activation_std (hidden layers) is the std of the layer's output over units and images of the same

@@ -22,7 +22,7 @@ def finite_number(x) -> float | None:
         return None
     try:
         x = float(x)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int too large for a float
         return None
     return x if math.isfinite(x) else None
 

@@ -45,7 +45,9 @@ BASELINE = Method(
     "baseline", "Baseline (sigmoid, 7x128)",
     "7 hidden layers of 128 sigmoid units, weights N(0, 0.05), SGD lr 0.01. Sigmoid's derivative is at most "
     "0.25 and the small weights shrink the signal further, so the gradient fades by a constant factor at every "
-    "layer on its way back: the first layers barely learn and training stalls near chance.")
+    "layer on its way back: the first layer's weight gradient is about a million times smaller than the output "
+    "layer's, the first layers barely move and training stalls at chance. (The public reference notebook uses "
+    "nn.Linear's default init instead of N(0, 0.05); it stalls at chance too.)")
 
 
 MODEL_FIELDS = frozenset(f.name for f in fields(ModelConfig))
@@ -71,7 +73,8 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     BASELINE,
     variant("baseline_3", "Baseline, 3 hidden layers",
              "The baseline with 3 hidden layers instead of 7. Fewer layers means fewer shrinking factors between "
-             "the loss and the first layer, so a shallow sigmoid net still learns: depth is what hurts.", depth=3),
+             "the loss and the first layer (its gradient is ~1e-3 of the output's, not ~1e-7), and the net does "
+             "learn, slowly: well above chance after 100 epochs, far below the cures. Depth is what hurts.", depth=3),
     variant("baseline_5", "Baseline, 5 hidden layers",
              "The baseline with 5 hidden layers: between the shallow net that learns and the 7-layer one that "
              "stalls.", depth=5),
@@ -80,8 +83,11 @@ METHODS: dict[str, Method] = {m.name: m for m in [
              "every layer, offsetting sigmoid's small derivative, so the signal reaches the first layers.",
              init_std=1.0),
     variant("weight_std_10", "Much larger init (std 10.0)",
-             "Weights drawn from N(0, 10.0). Now pre-activations are huge, sigmoid saturates at 0 or 1 where its "
-             "derivative is ~0, and the gradient vanishes again, for the opposite reason.", init_std=10.0),
+             "Weights drawn from N(0, 10.0). Pre-activations are huge and almost every sigmoid starts saturated "
+             "(96-97% of units, derivative below a tenth of its peak). At init the huge weights still carry a large "
+             "gradient to the first layer, but as training goes on saturation climbs to 99-100%, the first layer's "
+             "gradient falls a thousandfold and its steps shrink to ~5e-5 of its weights: the net stays near chance "
+             "on most seeds. Too large an init trades vanishing for saturation.", init_std=10.0),
     variant("relu", "ReLU activation",
              "ReLU instead of sigmoid. Its derivative is exactly 1 for active units, so the backward pass does "
              "not shrink the gradient at each layer.", activation="relu"),
@@ -90,7 +96,9 @@ METHODS: dict[str, Method] = {m.name: m for m in [
              "the gradient fades much more slowly, though it still saturates.", activation="tanh"),
     variant("adam", "Adam optimizer (lr 0.001)",
              "Adam instead of SGD. It divides each weight's step by the running size of its gradient, so layers "
-             "whose gradients are tiny still take steps of a useful size.", optimizer="adam", lr=0.001),
+             "whose gradients are tiny still take steps of a useful size: in the first epoch the first layer's "
+             "update is ~1e-2 of its weights, against ~3e-10 for the baseline with SGD.", optimizer="adam",
+             lr=0.001),
     variant("batchnorm", "BatchNorm1d",
              "BatchNorm1d after each hidden Linear, before the sigmoid. It re-centres and re-scales every unit's "
              "input per batch, keeping sigmoid in its steep middle where the derivative is largest.",
@@ -104,8 +112,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
              skips=((1, 3), (4, 7))),
     variant("layerwise", "Layer-wise training",
              "Four sub-models of 2, 2, 2 and 1 hidden layers trained in 7 stages, each with a fresh output head: "
-             "train a block, add the next with the earlier ones frozen, then fine-tune all. Each stage only has "
-             "to push gradients through a shallow stack.", stages=LAYERWISE_STAGES),
+             "train a block, add the next with the earlier ones frozen (really frozen: no gradient, not in the "
+             "optimizer), then fine-tune everything so far. Each stage only has to push gradients through a "
+             "shallow stack. Compare with the reference's 6-training schedule (layerwise_6).",
+             stages=LAYERWISE_STAGES),
     variant("layerwise_6", "Layer-wise training, reference schedule",
              "The public reference notebook's schedule: the same four sub-models in 6 trainings, "
              "[A] → [A frozen + B] → [A, B frozen + C] → [A, B, C] → [A, B, C frozen + D] → [all], each with a "
@@ -113,7 +123,11 @@ METHODS: dict[str, Method] = {m.name: m for m in [
              "together.", stages=REFERENCE_LAYERWISE_STAGES, head_init="default"),
     variant("grad_norm", "Gradient normalization",
              "After each hidden activation, a layer that is the identity forward and rescales the gradient to "
-             "zero mean and unit std backward, so it cannot fade with depth.", grad_norm=True),
+             "zero mean and unit std backward, so it cannot fade with depth. With SGD lr 0.01 (the reference's "
+             "recipe) the outcome is a seed lottery: on every seed 88-97% of the sigmoids saturate within the "
+             "first epoch; a few seeds learn anyway, most end at chance, and we have not found what separates "
+             "them. This checkpoint is one draw (seed 42, at chance); the spread over seeds is below.",
+             grad_norm=True),
     variant("grad_norm_lr1e3", "Gradient normalization, lr 0.001",
              "The same gradient-normalization layer trained with SGD lr 0.001 instead of 0.01, the recipe of "
              "the second public reference notebook (T-Sunm/Vanishing-Gradient).", grad_norm=True, lr=0.001),

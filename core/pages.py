@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import playground as pg
 from .methods import BASELINE, METHODS, Method
+from .results import LEARNS_AT
 
 if TYPE_CHECKING:
     from .lab import Entry
@@ -66,17 +67,35 @@ def settings_summary(settings: pg.PlaygroundSettings) -> str:
     return hyperparameters(pg.to_method(settings), settings.train_size)
 
 
-def card(entry: Entry) -> str:
+def card(entry: Entry, row: dict | None = None) -> str:
     """A method's card on the Compare tab: title, description, hyperparameters, then its test accuracy or why
-    its checkpoint is unavailable."""
+    its checkpoint is unavailable, and with `row` (its results-table row) what every committed seed reached."""
     m = entry.method
     head = f"### {m.title}\n{m.description}\n\n*{hyperparameters(m)}*\n\n"
     if entry.error:
         return head + f"**Unavailable:** {entry.error}"
     r = entry.metrics
     stopped = f" · stopped early: {r['stopped']}" if r.get("stopped") else ""
-    return head + (f"**Test accuracy {r['test_acc']:.2%}** (10,000 test images, seed {r['seed']}) · "
+    text = head + (f"**Test accuracy {r['test_acc']:.2%}** (10,000 test images, seed {r['seed']}) · "
                    f"trained {r['epochs']} epochs in {r['train_seconds'] / 60:.1f} min{stopped}")
+    return text + seeds_line(row) + left_out_line(row) if row is not None else text
+
+
+def left_out_line(row: dict) -> str:
+    """The seed files the results row leaves out (damaged, or another recipe; the Results tab says why)."""
+    files = [note.split(": ", 1)[0] for note in row.get("left_out") or []]
+    return f"\n\nLeft out of these numbers: {', '.join(files)} (see the Results tab)." if files else ""
+
+
+def seeds_line(row: dict) -> str:
+    """What every committed seed of a method reached: this checkpoint is one draw of them."""
+    n = len(row["seeds"])
+    if n < 2:
+        return ""
+    return (f"\n\nOver {n} seeds ({min(row['seeds'])}–{max(row['seeds'])}), each with its own split, init and "
+            f"batch order: mean {row['acc_mean']:.1%} ± {row['acc_std']:.1%}, median {row['acc_median']:.1%}, "
+            f"range {row['acc_min']:.1%} – {row['acc_max']:.1%}; it learns (test accuracy ≥ {LEARNS_AT:.0%}) "
+            f"on {row['learned']} of {n}.")
 
 
 def methods_list() -> str:
@@ -93,11 +112,12 @@ def about() -> str:
 GRADIENT_HELP = (
     "### Gradient on your image\n"
     "How strongly each of the 28x28 pixels the models see moves the score (logit) of the class the model "
-    "predicts: |∂ logit / ∂ pixel|. Both maps share one **logarithmic** colour scale (the bar under them), so "
-    "their colours compare: **black = the gradient has all but vanished** before reaching the pixel, yellow = "
-    "the pixel counts. Every pixel, background included, feeds every unit of these fully connected networks, "
-    "so a map need not trace the item's outline: read its brightness. Under each map: the mean |gradient| "
-    "reaching the input and the first hidden layer.")
+    "predicts: |∂ logit / ∂ pixel|. Both maps share one **logarithmic** colour scale, so their colours compare: "
+    "the darker map gets less gradient, and the bar under them gives the values. Next to a cure, the baseline's "
+    "map is **nearly black: its gradient has all but vanished** before reaching the pixels. Every pixel, "
+    "background included, feeds every unit of these fully connected networks, so a map need not trace the "
+    "item's outline: read its brightness. Under each map: the mean |gradient| reaching the input and the first "
+    "hidden layer.")
 
 SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
 
@@ -123,9 +143,13 @@ def gradient_card(entry: Entry, numbers: dict) -> str:
 
 
 def gradient_note(methods: list[Method]) -> str:
-    """Under the maps: what a map means for the chosen methods. Every model is evaluated as deployed (eval mode)
-    on this one image; normalisation changes what that means (core.explain.gradient_map says more)."""
+    """Under the maps: what a map means for the methods that have one. Every model is evaluated as deployed
+    (eval mode) on this one image; normalisation changes what that means (core.explain.gradient_map says
+    more). A map alone has the colour scale to itself, which says nothing about its size: the note says so."""
     lines = ["*Every model runs as deployed (eval mode) on this one image.*"]
+    if len(methods) == 1:
+        lines[0] += (" *Only one map: the colour scale spans its own values, so its colours show where its "
+                     "gradient is larger, not how large: read that on the bar.*")
     for kind, note in _NORM_NOTES.items():
         chosen = [m for m in dict.fromkeys(methods) if _norm_kind(m) == kind]
         if chosen:

@@ -3,14 +3,14 @@
 Everything reuses the project's own pieces: the settings become a registry-style Method
 (methods.variant(...)), training is core.train.train_epochs, the per-layer numbers are
 core.diagnostics', the figures core.plots'. This module only adds bounds, data selection, a stop switch and
-a time limit, so a visitor's run is the same computation as `python -m core.train` on a smaller budget.
+a time limit, so a visitor's run is the same computation as `python -m core train` on a smaller budget.
 
 What a run measures, per epoch (epoch 0 = the untrained network):
 - train loss/accuracy: over the epoch's batches (train_epochs' numbers);
 - validation accuracy: on VAL_SIZE of the 6,000 held-out images, not all of them, to keep an epoch short;
 - test accuracy: the current model on TEST_PROBE of the test images after every epoch (the whole 10,000
-  would add ~0.1 s of CPU per epoch, a tenth of the budget), and on all of them once a run completes, so
-  the final number is directly comparable with the pre-trained methods' test accuracy.
+  would cost a large share of each epoch's budget: `python -m bench.playground_speed` prints it), and on all
+  of them once a run completes, so the final number is directly comparable with the pre-trained methods'.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ from .models import ACTIVATIONS, NORMS
 from .train import train_epochs
 
 # Bounds, enforced by PlaygroundSettings itself whatever the widgets allow. The largest run they allow
-# (10 x 512, 54,000 images, 20 epochs) is ~18 TFLOP, some 10 minutes on one core: TIME_LIMIT stops every
-# run after 3 minutes instead, so the single training slot turns over.
+# (10 x 512, 54,000 images, 20 epochs) takes minutes on one core (`python -m bench.playground_speed` prints
+# it): TIME_LIMIT stops every run after 3 minutes instead, so the single training slot turns over.
 DEPTH = (1, 10)  # hidden layers
 WIDTH = (8, 512)  # units per hidden layer
 INIT_STD_MAX = 20.0  # std of the N(0, std) init; (0, 20]: beyond it every sigmoid saturates anyway
@@ -190,7 +190,7 @@ _full_lock = threading.Lock()
 
 
 def _full_dataset(seed: int) -> FashionMNIST | None:
-    """The whole real dataset, split with `seed`, loaded once per process (decoding it takes ~1 s);
+    """The whole real dataset, split with `seed`, loaded once per process (decoding it is the slow part);
     None where it is not installed (a Space without it)."""
     with _full_lock:
         if seed not in _full:
@@ -310,7 +310,7 @@ def stream_training(settings: PlaygroundSettings, stop: threading.Event | None =
 
 def warm() -> None:
     """Load the dataset and train one tiny epoch, so the first visitor's run does not pay for decoding
-    FashionMNIST (~1 s) and torch's one-time start-up of training (~2 s, measured)."""
+    FashionMNIST and torch's one-time start-up of training (`python -m bench.playground_speed` times both)."""
     for _ in stream_training(PlaygroundSettings(depth=2, width=8, epochs=1, train_size=TRAIN_SIZE[0])):
         pass
 
@@ -326,7 +326,7 @@ def gradient_flow(update: PlaygroundUpdate, reference: dict | None):
 def draw(update: PlaygroundUpdate, reference: dict | None, folder) -> str:
     """The gradient-flow figure of the run so far beside `reference` (both at the run's epoch), rasterized
     to a PNG file in `folder`; returns its path. A page can send a PNG file as it is, where a PIL image
-    would be decoded and re-encoded first (~0.05 s per update)."""
+    would be decoded and re-encoded first, on every update."""
     fig = gradient_flow(update, reference)
     path = Path(folder) / f"gradient_flow_{update.epoch:02d}{'_end' if update.done else ''}.png"
     path.write_bytes(plots.figure_to_png(fig))
@@ -351,7 +351,7 @@ class CurveRows:
 def curve_rows(update: PlaygroundUpdate, reference: dict | None) -> CurveRows:
     """The loss and accuracy curves as long-format rows for a browser-drawn line plot: yours (train,
     validation, test) and the reference's (ref. train, ref. validation) up to the run's last planned epoch.
-    Drawing them with matplotlib on the server would cost ~0.2 s of CPU per epoch."""
+    Drawing them with matplotlib on the server would cost CPU on every epoch."""
     out: dict[str, list[dict]] = {"loss": [], "accuracy": []}
     sources = [("yours", update.history)]
     if reference:

@@ -1,13 +1,16 @@
 """The results table: every method's committed metrics summarized, for the README and the app's Results tab."""
 from __future__ import annotations
 
-import json
+import logging
+import os
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
-from .checkpoint import METRICS, ROOT
+from .checkpoint import METRICS, ROOT, CheckpointError, read_metrics
 from .history import gradient_ratio, hidden_layer_names, layer_value
 from .methods import METHODS
+from .schema import shown
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -21,19 +24,82 @@ LEARNS_AT = 0.2  # a run "learns" when its test accuracy reaches twice chance (1
 BENCHMARK_BEST_MLP = 0.8833  # FashionMNIST README benchmark: MLPClassifier 256-128-100 (also drawn by plots)
 
 
-def seed_runs(name: str, root: Path = ROOT) -> list[dict]:
-    """metrics of every committed run of a method: checkpoints/<name>/metrics.json, then seeds/*.json."""
+SEEDS = "seeds"
+log = logging.getLogger(__name__)
+
+
+def method_runs(name: str, root: Path = ROOT) -> tuple[list[dict], list[str]]:
+    """A method's committed runs, checked in full (core.schema): its metrics.json (seed 42) first, then every
+    seeds/<seed>.json, and a note for each seed file left out (damaged, or not a run of the same recipe),
+    naming it relative to the checkpoints folder. ([], []) when the method has no metrics.json; a damaged
+    metrics.json raises CheckpointError."""
     folder = root / name
-    paths = [folder / METRICS] + sorted((folder / "seeds").glob("*.json"))
-    return [json.loads(p.read_text()) for p in paths if p.is_file()]
+    if not os.path.lexists(folder / METRICS):
+        return [], []
+    main = read_metrics(folder / METRICS, f"{name}/{METRICS}")
+    if main["method"] != name:
+        raise CheckpointError(f"{name}/{METRICS}: method: expected {shown(name)}, got {shown(main['method'])}")
+    runs, left_out = [main], []
+    try:
+        files = sorted((f for f in os.listdir(folder / SEEDS) if f.endswith(".json")), key=_seed_order)
+    except FileNotFoundError:
+        files = []
+    except OSError as e:
+        files, left_out = [], [f"{name}/{SEEDS}: cannot be listed ({(e.strerror or 'input/output error').lower()})"]
+    for file in files:
+        label = f"{name}/{SEEDS}/{file}"
+        try:
+            runs.append(_same_recipe(read_metrics(folder / SEEDS / file, label, checkpoint=False), main, label))
+        except CheckpointError as e:
+            left_out.append(str(e))
+        except Exception:  # whatever else a file may cause: that file is left out, the others count
+            log.exception("unexpected failure while reading %s", folder / SEEDS / file)
+            left_out.append(f"{label}: could not be read (an unexpected problem; the server log has the details)")
+    return runs, left_out
 
 
-def summarize(name: str, runs: list[dict]) -> dict:
-    """One row of the table from a method's runs (the first is the committed checkpoint, seed 42)."""
+def _seed_order(file: str) -> tuple:
+    stem = file[:-len(".json")]
+    return (0, int(stem), file) if stem.isdigit() and len(stem) < 20 else (1, 0, file)
+
+
+def _same_recipe(run: dict, main: dict, label: str) -> dict:
+    """`run` if it is another seed of `main`'s method and recipe (its file named after its seed), else
+    CheckpointError: a seed of something else would be mixed into the row's mean."""
+    stem = label.rsplit("/", 1)[-1][:-len(".json")]
+    if run["method"] != main["method"]:
+        raise CheckpointError(f"{label}: method: expected {shown(main['method'])}, got {shown(run['method'])}")
+    if str(run["seed"]) != stem:
+        raise CheckpointError(f"{label}: seed: expected {shown(stem)[1:-1]} (the file's name), "
+                              f"got {shown(run['seed'])}")
+    if run["seed"] == main["seed"]:
+        raise CheckpointError(f"{label}: seed {run['seed']} is the checkpoint's own run, counted once already")
+    for key in sorted(set(run["config"]) & set(main["config"]) - {"seed"}):
+        if run["config"][key] != main["config"][key]:
+            raise CheckpointError(f"{label}: config.{key} is {shown(run['config'][key])}, but the checkpoint's "
+                                  f"is {shown(main['config'][key])} (another recipe)")
+    if run.get("limit") != main.get("limit"):
+        raise CheckpointError(f"{label}: limit is {shown(run.get('limit'))}, but the checkpoint's is "
+                              f"{shown(main.get('limit'))} (trained on other data)")
+    return run
+
+
+def seed_runs(name: str, root: Path = ROOT) -> list[dict]:
+    """Every committed run of a method (metrics.json, then seeds/*.json), strictly: CheckpointError naming the
+    first damaged file."""
+    runs, left_out = method_runs(name, root)
+    if left_out:
+        raise CheckpointError(left_out[0])
+    return runs
+
+
+def summarize(name: str, runs: list[dict], left_out: Sequence[str] = ()) -> dict:
+    """One row of the table from a method's runs (the first is the committed checkpoint, seed 42), checked
+    runs as method_runs reads them; `left_out`: the notes on seed files that are not among them."""
     main = runs[0]
     accs = [r["test_acc"] for r in runs]
     final = main["history"][-1]
-    hidden = hidden_layer_names(final)  # a run without layers raises IndexError below, as a damaged file
+    hidden = hidden_layer_names(final) or [None]  # (a checked run always has its layers)
     return {
         "method": name, "title": METHODS[name].title if name in METHODS else name,
         "depth": main["config"]["depth"], "test_acc": main["test_acc"],
@@ -44,22 +110,31 @@ def summarize(name: str, runs: list[dict]) -> dict:
         "weight_change_first": layer_value(final, hidden[0], "rel_weight_change"),
         "weight_change_last": layer_value(final, hidden[-1], "rel_weight_change"),
         "train_seconds": main["train_seconds"], "epochs": main["epochs"], "stopped": main.get("stopped"),
-        "reference_acc": REFERENCE_ACC.get(name),
+        "reference_acc": REFERENCE_ACC.get(name), "left_out": list(left_out),
     }
 
 
 def results_rows(root: Path = ROOT, strict: bool = True) -> list[dict]:
-    """A row per registry method that has a committed checkpoint, in registry order. With strict=False (the
-    app) a method whose metrics files cannot be read or summarized is left out instead of raising: its method
-    card already says what is wrong, and one damaged file must not stop the app from starting."""
+    """A row per registry method that has a committed checkpoint, in registry order, from checked files only.
+    strict=True (the README, the CLI): any damaged file raises CheckpointError. strict=False (the app): a
+    method whose metrics.json is damaged has no row (its method card says what is wrong), a damaged seed file
+    is left out of its method's row with a note in the row's "left_out" (shown under the table), and nothing
+    a file holds can raise out of here: one damaged file must not stop the app from starting."""
     rows = []
     for name in METHODS:
         try:
-            if runs := seed_runs(name, root):
-                rows.append(summarize(name, runs))
-        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            runs, left_out = method_runs(name, root)
+            if strict and left_out:
+                raise CheckpointError(left_out[0])
+            if runs:
+                rows.append(summarize(name, runs, left_out))
+        except CheckpointError:
             if strict:
                 raise
+        except Exception:
+            if strict:
+                raise
+            log.exception("unexpected failure while summarizing %s", name)
     return rows
 
 
@@ -84,6 +159,9 @@ def markdown_table(rows: list[dict]) -> str:
     total = sum(r["train_seconds"] for r in rows)
     lines.append("")
     lines.append(f"Sum of the seed-42 training times: {total / 60:.1f} min (each method on one core).")
+    notes = [f"- `{r['method']}`: left out of its row: {note}" for r in rows for note in r.get("left_out") or []]
+    if notes:
+        lines += ["", "Seed files left out of the table (damaged, or not a run of the same recipe):", *notes]
     return "\n".join(lines)
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -70,6 +70,8 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
     stages = method.stages or (Stage(method.model.depth),)
     total = method.epochs * len(stages)
     probe_x = data.val.x[:PROBE_SIZE]
+    # W0 of every layer, for the relative weight change; a layer-wise stage's fresh head gets its own below
+    initial = {n: l.weight.detach().clone() for n, l in model.named_linears()}
     epoch = 0
     for stage_index, stage in enumerate(stages):
         # every layer-wise stage starts with a fresh output head; frozen layers are also left out of the
@@ -81,20 +83,21 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
                      if method.schedule == "cosine" else None)
         active = [(n, l) for n, l in model.named_linears(stage.depth) if l.weight.requires_grad]
         recorder = LayerRecorder(active)
-        initial = {n: l.weight.detach().clone() for n, l in model.named_linears()} if stage_index == 0 else \
-            {**initial, "output": model.head.weight.detach().clone()}
+        initial["output"] = model.head.weight.detach().clone()
 
-        def row(train_loss, train_acc, stats):
+        def row(train_loss: float, train_acc: float, epoch: int = 0, stage=stage, stage_number=stage_index + 1,
+                active=active, recorder=recorder) -> dict:
+            """One history row of metrics.json, from the model as it is now."""
             val_loss, val_acc = evaluate(model, data.val, stage.depth)
-            layers = layer_table(model, active, initial, stats, probe_x, stage.depth) if diagnostics else []
-            return {"epoch": epoch, "stage": stage_index + 1, "train_loss": train_loss, "train_acc": train_acc,
+            layers = (layer_table(model, active, initial, recorder.gradient_stats(), probe_x, stage.depth)
+                      if diagnostics else [])
+            return {"epoch": epoch, "stage": stage_number, "train_loss": train_loss, "train_acc": train_acc,
                     "val_loss": val_loss, "val_acc": val_acc, "layers": layers}
 
         if stage_index == 0:
             if diagnostics:
                 _init_gradients(model, recorder, data.train, method.batch_size, stage.depth, gen)
-            train_loss, train_acc = evaluate(model, data.train, stage.depth)
-            yield EpochUpdate(model, row(train_loss, train_acc, recorder.gradient_stats()), total)
+            yield EpochUpdate(model, row(*evaluate(model, data.train, stage.depth)), total)
         for _ in range(method.epochs):
             epoch += 1
             recorder.reset()
@@ -121,7 +124,7 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
             if scheduler is not None:
                 scheduler.step()
             n = len(data.train)
-            record = row(loss_sum.item() / n, correct.item() / n, recorder.gradient_stats())
+            record = row(loss_sum.item() / n, correct.item() / n, epoch)
             yield EpochUpdate(model, record, total, stopped)
             if stopped:
                 return

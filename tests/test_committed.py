@@ -47,7 +47,7 @@ def test_enough_seeds_of_every_method(name):
 
 def test_readme_table_is_generated_from_the_metrics():
     readme = (ROOT / "README.md").read_text()
-    assert markdown_table(results_rows()) in readme, "run: python -m core.results --write-readme"
+    assert markdown_table(results_rows()) in readme, "run: python -m core results --write-readme"
 
 
 def test_photos_are_classified_like_the_originals():

@@ -1,9 +1,9 @@
 """Each method's wiring: what the registry says is what the model computes."""
+from dataclasses import asdict, fields
+
 import pytest
 import torch
 from torch import nn
-
-from dataclasses import asdict, fields
 
 from core.methods import BASELINE, METHODS, Method
 from core.models import CustomNorm, DeepMLP, GradientNorm, ModelConfig

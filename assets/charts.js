@@ -1,0 +1,357 @@
+// The Compare tab's per-layer chart, drawn in the browser: the body of gr.HTML's js_on_load (`element`, `props`,
+// `watch` come from Gradio). props.value is core.charts.pair_data's dict, sent once per pair: both methods'
+// per-layer statistics at every recorded epoch and their training curves. Switching the statistic, moving the
+// epoch slider and playing the training only redraw here: no request to the server.
+const NS_TIP = "data-tip";
+const root = element.querySelector(".vgl") || element;
+const SIDES = ["left", "right"];
+const st = { data: null, key: null, epoch: 0, playing: false, raf: 0, width: 0 };
+
+root.innerHTML = `
+  <div class="vgl-controls">
+    <div class="vgl-stats" role="group" aria-label="Statistic per layer"></div>
+    <div class="vgl-player">
+      <button type="button" class="vgl-play" aria-label="Play the training epoch by epoch">▶ Play</button>
+      <input type="range" class="vgl-epoch" min="0" max="0" step="1" value="0" aria-label="Epoch shown">
+      <output class="vgl-epoch-label" aria-live="off"></output>
+    </div>
+  </div>
+  <p class="vgl-about"></p>
+  <p class="vgl-key"><span class="vgl-sw vgl-sw-init"></span>lighter: at init (epoch 0)
+    <span class="vgl-sw vgl-sw-now"></span>solid: at the epoch shown <span class="vgl-axis"></span></p>
+  <div class="vgl-panels">
+    <section class="vgl-panel" data-side="left"></section>
+    <section class="vgl-panel" data-side="right"></section>
+  </div>
+  <div class="vgl-curves">
+    <figure class="vgl-curve" data-curve="loss"><figcaption>Loss (cross-entropy)</figcaption><svg></svg></figure>
+    <figure class="vgl-curve" data-curve="acc"><figcaption>Accuracy</figcaption><svg></svg></figure>
+  </div>
+  <p class="vgl-curve-key"></p>
+  <div class="vgl-tip" role="tooltip" hidden></div>`;
+
+const $ = sel => root.querySelector(sel);
+const slider = $(".vgl-epoch"), playButton = $(".vgl-play"), tip = $(".vgl-tip");
+const panels = Object.fromEntries(SIDES.map(s => [s, root.querySelector(`.vgl-panel[data-side=${s}]`)]));
+
+// ---------------------------------------------------------------------------------------------- helpers
+const esc = s => String(s).replace(/[&<>"]/g, c => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
+// a recorded value exactly as metrics.json has it (shortest round-trip form), e.g. 4.81981e-9, 0.0498841
+const exact = v => {
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  return a >= 1e-3 && a < 1e5 ? String(v) : v.toExponential().replace("e+", "e");
+};
+const short = v => (v === 0 ? "0" : Math.abs(v) >= 0.01 && Math.abs(v) < 1000 ? String(+v.toPrecision(2)) : v.toExponential(1));
+const decade = k => (k === 0 ? "1" : k === 1 ? "10" : k === -1 ? "0.1" : `1e${k}`);
+const isNum = v => typeof v === "number";
+
+// the row shown at epoch e: the last one recorded at or before it, else the first (history.row_at)
+function rowAt(d, e) {
+  let lo = 0, hi = d.epochs.length - 1, best = 0;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (d.epochs[mid] <= e) { best = mid; lo = mid + 1; } else hi = mid - 1;
+  }
+  return best;
+}
+
+function scaler(log, limits, top, bottom) {
+  const [lo, hi] = log ? limits.map(Math.log10) : limits;
+  return v => {
+    const t = ((log ? Math.log10(v) : v) - lo) / (hi - lo);
+    return Math.max(top, Math.min(bottom, bottom - t * (bottom - top)));
+  };
+}
+
+function ticks(log, limits, room) {
+  if (log) {
+    const a = Math.round(Math.log10(limits[0])), b = Math.round(Math.log10(limits[1]));
+    const step = Math.max(1, Math.ceil((b - a) / Math.max(2, room)));
+    const out = [];
+    for (let k = a; k <= b; k += step) out.push([10 ** k, decade(k)]);
+    return out;
+  }
+  const [lo, hi] = limits, raw = (hi - lo) / Math.max(2, Math.min(5, room));
+  const mag = 10 ** Math.floor(Math.log10(raw)), step = [1, 2, 2.5, 5, 10].map(m => m * mag).find(s => s >= raw);
+  const out = [];
+  for (let v = lo; v <= hi + step * 1e-6; v += step) out.push([v, String(+v.toPrecision(3))]);
+  return out;
+}
+
+function yAxis(ticksList, y, x0, x1) {
+  return ticksList.map(([v, label]) => `<line class="vgl-grid" x1="${x0}" x2="${x1}" y1="${y(v)}" y2="${y(v)}"/>` +
+    `<text class="vgl-tick" x="${x0 - 6}" y="${y(v)}" dy="0.35em" text-anchor="end">${label}</text>`).join("");
+}
+
+const stat = () => st.data.stats.find(s => s.key === st.key) || st.data.stats[0];
+
+// ---------------------------------------------------------------------------------------- per-layer bars
+function drawPanel(side) {
+  const d = st.data[side], s = stat(), [full, light] = st.data.colors[side], panel = panels[side];
+  const values = d.stats && d.stats[s.key];
+  let sub = "", note = null;
+  if (d.problem) note = d.problem === "not trained yet" ? "not trained yet" : "unavailable: see the card above";
+  else if (values && values.missing) note = `${values.missing} for this checkpoint`;
+  const row = d.problem ? 0 : rowAt(d, st.epoch);
+  const label = d.problem ? "" : d.labels[row];
+  const now = values && values.values ? values.values[row] : null;
+  const init = values && values.values ? values.values[0] : null;
+  // init bars beside the epoch's, unless the epoch is init, the statistic has none (update ratio), or says
+  // nothing there (weight change: 0 at init)
+  const withInit = !!now && row > 0 && s.init && init.some(isNum);
+  if (now && s.log && (s.key === "grad_mean_abs" || s.key === "error_mean_abs")) {
+    const ratio = r => (isNum(r[0]) && isNum(r[r.length - 1]) && r[r.length - 1] !== 0 ? r[0] / r[r.length - 1] : null);
+    const rNow = ratio(now), rInit = ratio(init);
+    sub = `${esc(d.layers[0])} / ${esc(d.layers[d.layers.length - 1])}: <b>${rNow === null ? "n/a" : short(rNow)}</b>` +
+      (row > 0 && rInit !== null ? ` (init ${short(rInit)})` : "");
+  }
+  const width = Math.max(200, panel.clientWidth || 320), height = 250;
+  const names = d.layers, n = Math.max(1, names.length);
+  const rotate = width / n < 64;
+  const ml = 46, mr = 6, mt = 10, mb = rotate ? 58 : 26, bottom = height - mb;
+  const slot = (width - ml - mr) / n;
+  // no value on either side (saturation of two ReLU nets): an empty axis, with each layer's reason
+  const limits = s.limits || (s.log ? [1e-8, 1] : [0, 1]);
+  let svg = "";
+  {
+    const y = scaler(s.log, limits, mt, bottom);
+    svg += yAxis(ticks(s.log, limits, Math.floor((bottom - mt) / 26)), y, ml, width - mr);
+    svg += `<line class="vgl-axisline" x1="${ml}" x2="${width - mr}" y1="${bottom}" y2="${bottom}"/>`;
+    if (s.guide) {
+      const gy = y(s.guide);
+      svg += `<line class="vgl-guide" x1="${ml}" x2="${width - mr}" y1="${gy}" y2="${gy}"/>` +
+        `<text class="vgl-guide-label" x="${width - mr - 2}" y="${gy - 4}" text-anchor="end">${esc(s.guide_label)}</text>`;
+    }
+    if (now) {
+      const base = s.log ? bottom : y(0), bw = slot * (withInit ? 0.36 : 0.56);
+      const bars = withInit ? [[init, -0.5, light, "init (epoch 0)"], [now, 0.5, full, label]] : [[now, 0, full, label]];
+      names.forEach((name, i) => {
+        const cx = ml + (i + 0.5) * slot;
+        const notes = bars.map(([vals]) => (isNum(vals[i]) ? (s.log && vals[i] <= 0 ? "0" : null) : vals[i]));
+        const one = notes.every(t => t !== null) && new Set(notes).size === 1;
+        bars.forEach(([vals, off, color, when], b) => {
+          const x = cx + off * bw * 1.08 - bw / 2, v = vals[i];
+          const t = `${name}, ${when}: ${isNum(v) ? exact(v) : v}`;
+          if (notes[b] !== null) {
+            if (one && b > 0) return;
+            const nx = one ? cx : x + bw / 2;
+            svg += `<text class="vgl-note" ${NS_TIP}="${esc(t)}" transform="translate(${nx},${bottom - 4}) rotate(-90)" dy="0.35em">${esc(notes[b])}</text>`;
+            return;
+          }
+          const top = y(v);
+          svg += `<rect class="vgl-bar" ${NS_TIP}="${esc(t)}" x="${x}" y="${Math.min(top, base)}" width="${bw}" ` +
+            `height="${Math.max(1, Math.abs(base - top))}" fill="${color}" stroke="${full}"><title>${esc(t)}</title></rect>`;
+        });
+      });
+    }
+  }
+  names.forEach((name, i) => {
+    const cx = ml + (i + 0.5) * slot;
+    svg += rotate
+      ? `<text class="vgl-tick" transform="translate(${cx + 4},${bottom + 8}) rotate(-40)" text-anchor="end" dy="0.6em">${esc(name)}</text>`
+      : `<text class="vgl-tick" x="${cx}" y="${bottom + 8}" text-anchor="middle" dy="0.8em">${esc(name)}</text>`;
+  });
+  if (note) {
+    svg += `<text class="vgl-missing" x="${(ml + width) / 2}" y="${(mt + bottom) / 2 - 10}" text-anchor="middle">${esc(s.name)}:</text>` +
+      `<text class="vgl-missing" x="${(ml + width) / 2}" y="${(mt + bottom) / 2 + 10}" text-anchor="middle">${esc(note)}</text>`;
+  }
+  const aria = `${d.title}: ${s.name} per layer, ${label}`;
+  panel.innerHTML = `
+    <h4 class="vgl-title"><span class="vgl-dot" style="background:${full}"></span>${esc(d.title)}</h4>
+    <p class="vgl-sub"><span class="vgl-when">${esc(label)}</span>${sub ? " · " + sub : ""}</p>
+    <svg class="vgl-bars" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"
+         aria-label="${esc(aria)}">${svg}</svg>
+    ${table(d, s, values, row, withInit, note)}`;
+}
+
+function table(d, s, values, row, withInit, note) {
+  if (note) return `<p class="vgl-table-note">${esc(s.name)}: ${esc(note)}</p>`;
+  const cell = v => (isNum(v) ? `<td class="vgl-num">${exact(v)}</td>` : `<td class="vgl-why">${esc(v)}</td>`);
+  const head = `<tr><th scope="col">layer</th>${withInit ? `<th scope="col">init</th>` : ""}` +
+    `<th scope="col">${esc(d.labels[row])}</th></tr>`;
+  const body = d.layers.map((name, i) => `<tr data-layer="${esc(name)}"><th scope="row">${esc(name)}</th>` +
+    `${withInit ? cell(values.values[0][i]) : ""}${cell(values.values[row][i])}</tr>`).join("");
+  return `<table class="vgl-values" data-side="${esc(d.name)}"><caption>${esc(s.name)}, exact values</caption>` +
+    `<thead>${head}</thead><tbody>${body}</tbody></table>`;
+}
+
+// ------------------------------------------------------------------------------------------------ curves
+function drawCurves() {
+  const data = st.data, maxE = Math.max(1, data.max_epoch);
+  for (const fig of root.querySelectorAll(".vgl-curve")) {
+    const which = fig.dataset.curve, axis = data.curves[which], svgEl = fig.querySelector("svg");
+    const width = Math.max(200, fig.clientWidth || 320), height = 190;
+    const ml = 46, mr = 8, mt = 8, mb = 30, bottom = height - mb;
+    const x = e => ml + (e / maxE) * (width - ml - mr);
+    const y = scaler(axis.log, axis.limits, mt, bottom);
+    let svg = yAxis(ticks(axis.log, axis.limits, Math.floor((bottom - mt) / 28)), y, ml, width - mr);
+    const xt = ticks(false, [0, maxE], Math.floor((width - ml) / 60));
+    svg += xt.map(([v, l]) => `<text class="vgl-tick" x="${x(v)}" y="${bottom + 16}" text-anchor="middle">${l}</text>`).join("");
+    svg += `<line class="vgl-axisline" x1="${ml}" x2="${width - mr}" y1="${bottom}" y2="${bottom}"/>`;
+    if (which === "acc") {
+      svg += `<line class="vgl-chance" x1="${ml}" x2="${width - mr}" y1="${y(data.curves.chance)}" y2="${y(data.curves.chance)}"/>`;
+    }
+    for (const side of SIDES) {
+      const d = data[side], color = data.colors[side][0];
+      if (d.problem) continue;
+      for (const split of ["train", "val"]) {
+        const ys = d.curves[`${split}_${which}`] || [];
+        let path = "", pen = false;
+        ys.forEach((v, i) => {
+          if (v === null || (axis.log && v <= 0)) { pen = false; return; }
+          path += `${pen ? "L" : "M"}${x(d.epochs[i]).toFixed(1)},${y(v).toFixed(1)}`;
+          pen = true;
+        });
+        svg += `<path class="vgl-line vgl-${split}" d="${path}" stroke="${color}"/>`;
+      }
+    }
+    svg += `<g class="vgl-marker"></g>`;
+    svgEl.setAttribute("width", width); svgEl.setAttribute("height", height);
+    svgEl.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    svgEl.setAttribute("role", "img");
+    svgEl.setAttribute("aria-label", `${fig.querySelector("figcaption").textContent} per epoch; drag to choose the epoch`);
+    svgEl.innerHTML = svg;
+    svgEl._geom = { x, y, ml, mr, width, bottom, mt, maxE, which, axis };
+  }
+  const c = st.data.colors;
+  root.querySelector(".vgl-curve-key").innerHTML =
+    SIDES.map(s => `<span class="vgl-sw" style="background:${c[s][0]}"></span>${esc(st.data[s].title)}`).join(" ") +
+    `<span class="vgl-line-key">${lineKey("", "validation")}${lineKey("4 3", "train")}${lineKey("2 3", "chance (0.1)")}</span>`;
+}
+
+const lineKey = (dash, text) => `<span class="vgl-line-sample"><svg width="24" height="10" aria-hidden="true">` +
+  `<line x1="1" x2="23" y1="5" y2="5" stroke="currentColor" stroke-width="1.6" stroke-dasharray="${dash}"/></svg>${text}</span>`;
+
+function drawMarkers() {
+  for (const svgEl of root.querySelectorAll(".vgl-curve svg")) {
+    const g = svgEl._geom, m = svgEl.querySelector(".vgl-marker");
+    if (!g || !m) continue;
+    let out = `<line class="vgl-now" x1="${g.x(st.epoch)}" x2="${g.x(st.epoch)}" y1="${g.mt}" y2="${g.bottom}"/>`;
+    for (const side of SIDES) {
+      const d = st.data[side];
+      if (d.problem) continue;
+      const i = rowAt(d, st.epoch), v = (d.curves[`val_${g.which}`] || [])[i];
+      if (v === null || v === undefined || (g.axis.log && v <= 0)) continue;
+      const t = `${d.title}, ${d.labels[i]}: validation ${g.which === "acc" ? "accuracy" : "loss"} ${exact(v)}`;
+      out += `<circle class="vgl-dot-now" ${NS_TIP}="${esc(t)}" cx="${g.x(d.epochs[i])}" cy="${g.y(v)}" r="4.5" fill="${st.data.colors[side][0]}"><title>${esc(t)}</title></circle>`;
+    }
+    m.innerHTML = out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- drawing
+function drawControls() {
+  const s = stat();
+  root.querySelector(".vgl-stats").innerHTML = st.data.stats.map(x =>
+    `<button type="button" data-key="${x.key}" aria-pressed="${x.key === s.key}">${esc(x.name)}</button>`).join("");
+  root.querySelector(".vgl-about").textContent = s.about;
+  root.querySelector(".vgl-axis").textContent = `· axis: ${s.axis}${s.log ? ", log scale" : ""}, the same for both`;
+  root.querySelector(".vgl-key").classList.toggle("vgl-no-init", !s.init);
+}
+
+function drawEpoch() {
+  slider.value = st.epoch;
+  $(".vgl-epoch-label").textContent = `epoch ${st.epoch} / ${st.data.max_epoch}`;
+  SIDES.forEach(drawPanel);
+  drawMarkers();
+}
+
+function drawAll() {
+  if (!st.data) return;
+  st.width = root.clientWidth;
+  drawControls();
+  drawCurves();
+  drawEpoch();
+}
+
+function setEpoch(e) {
+  const next = Math.max(0, Math.min(st.data.max_epoch, Math.round(e)));
+  if (next !== st.epoch) { st.epoch = next; drawEpoch(); }
+}
+
+// ----------------------------------------------------------------------------------------------- player
+function stop() {
+  st.playing = false;
+  cancelAnimationFrame(st.raf);
+  playButton.textContent = "▶ Play";
+  playButton.setAttribute("aria-label", "Play the training epoch by epoch");
+}
+
+function play() {
+  if (!st.data) return;
+  if (st.epoch >= st.data.max_epoch) setEpoch(0);
+  st.playing = true;
+  playButton.textContent = "❚❚ Pause";
+  playButton.setAttribute("aria-label", "Pause");
+  const rate = Math.max(10, st.data.max_epoch / 8); // epochs per second: any run plays in about 8 s
+  const from = st.epoch, start = performance.now();
+  const step = now => {
+    if (!st.playing) return;
+    setEpoch(from + ((now - start) / 1000) * rate);
+    if (st.epoch >= st.data.max_epoch) { stop(); return; }
+    st.raf = requestAnimationFrame(step);
+  };
+  st.raf = requestAnimationFrame(step);
+}
+
+playButton.addEventListener("click", () => (st.playing ? stop() : play()));
+slider.addEventListener("input", () => { stop(); setEpoch(+slider.value); });
+root.querySelector(".vgl-stats").addEventListener("click", ev => {
+  const b = ev.target.closest("button[data-key]");
+  if (!b || !st.data) return;
+  st.key = b.dataset.key;
+  drawControls();
+  SIDES.forEach(drawPanel);
+});
+
+// drag on a training curve to choose the epoch
+for (const svgEl of root.querySelectorAll(".vgl-curve svg")) {
+  const pick = ev => {
+    const g = svgEl._geom;
+    if (!g) return;
+    const r = svgEl.getBoundingClientRect();
+    stop();
+    setEpoch(((ev.clientX - r.left - g.ml) / (g.width - g.ml - g.mr)) * g.maxE);
+  };
+  svgEl.addEventListener("pointerdown", ev => { svgEl.setPointerCapture(ev.pointerId); pick(ev); });
+  svgEl.addEventListener("pointermove", ev => { if (ev.buttons) pick(ev); });
+}
+
+// tooltips: hover with a mouse, tap on a touch screen
+function showTip(target, ev) {
+  tip.textContent = target.getAttribute(NS_TIP);
+  tip.hidden = false;
+  const box = root.getBoundingClientRect(), w = tip.offsetWidth;
+  tip.style.left = `${Math.max(0, Math.min(box.width - w, ev.clientX - box.left - w / 2))}px`;
+  tip.style.top = `${ev.clientY - box.top - tip.offsetHeight - 12}px`;
+}
+root.addEventListener("pointerover", ev => {
+  const t = ev.target.closest(`[${NS_TIP}]`);
+  if (t) showTip(t, ev); else if (ev.pointerType === "mouse") tip.hidden = true;
+});
+root.addEventListener("pointerdown", ev => {
+  const t = ev.target.closest(`[${NS_TIP}]`);
+  if (t) showTip(t, ev); else tip.hidden = true;
+});
+root.addEventListener("pointerleave", () => { tip.hidden = true; });
+
+new ResizeObserver(() => {
+  if (st.data && root.clientWidth !== st.width) requestAnimationFrame(drawAll);
+}).observe(root);
+
+// --------------------------------------------------------------------------------------------- the data
+function load() {
+  let v = props.value;
+  if (typeof v === "string") { try { v = JSON.parse(v); } catch (e) { v = null; } }
+  if (!v || !v.left || !v.right) return;
+  stop();
+  st.data = v;
+  if (!st.key || !v.stats.some(s => s.key === st.key)) st.key = v.stat;
+  slider.max = v.max_epoch;
+  st.epoch = v.epoch;
+  root.classList.add("vgl-ready");
+  drawAll();
+}
+watch("value", load);
+load();
