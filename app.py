@@ -3,16 +3,14 @@ components and their events). What the app computes lives in core/ (core.lab, co
 shows in core.pages, the components that pass a visitor's values on unchecked in widgets.py."""
 from __future__ import annotations
 
+import json
 import os
-import shutil
-import tempfile
 import threading
 from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import gradio as gr
-import pandas as pd
 import torch
 
 from core import pages
@@ -96,14 +94,18 @@ def results(left: str, right: str):
 
 # --- Playground --------------------------------------------------------------------------------------
 _stops: dict[str, threading.Event] = {}  # session hash -> the stop switch of its running training
-CURVE_COLUMNS = ["epoch", "value", "series"]
+# Cleared while a Playground run trains: the app's start-up work (lab.warm) waits for it between steps.
+_no_training = threading.Event()
+_no_training.set()
+# The status from the Train click to the run's first epoch: a moment, or the wait for another visitor's run.
+PLAYGROUND_STARTING = ("Starting… If another visitor's run is going, yours waits for it and starts by itself when "
+                       "it ends: your place in the queue and the estimated wait show on the chart below.")
 
 
-def _curves(update: pg.PlaygroundUpdate, reference: dict | None):
-    rows = pg.curve_rows(update, reference)
-    x_lim = [0, update.total_epochs]
-    return (gr.LinePlot(pd.DataFrame(rows.loss, columns=CURVE_COLUMNS), x_lim=x_lim),
-            gr.LinePlot(pd.DataFrame(rows.accuracy, columns=CURVE_COLUMNS), x_lim=x_lim))
+def _reference(name: str) -> dict:
+    """The pre-trained method's side of the Playground chart (its Compare chart data, made once)."""
+    data = lab.chart_data(name)
+    return {**data, "problem_note": "unavailable: its checkpoint could not be loaded"} if data["problem"] else data
 
 
 def _status(update: pg.PlaygroundUpdate, reference: str) -> str:
@@ -113,31 +115,41 @@ def _status(update: pg.PlaygroundUpdate, reference: str) -> str:
 
 @user_errors
 async def playground(request: gr.Request, reference: str, **controls):
-    """Train the visitor's network, yielding the gradient flow, the curves and the status after every epoch
-    (and the run itself, for the Stop button and a later change of reference). `controls` are the settings
-    widgets' values by PlaygroundSettings field name (the event's inputs_kwargs), never by position.
+    """Train the visitor's network, yielding the chart's data (core.playground.chart: the run so far beside the
+    reference, drawn in the browser) and the status after every epoch (and the run itself, for the Stop button
+    and a later change of reference). `controls` are the settings widgets' values by PlaygroundSettings field
+    name (the event's inputs_kwargs), never by position. An update is JSON built in a few milliseconds: no
+    figure is drawn on the server, so epochs follow each other with no pause in between.
 
     An async generator so that a cancelled or abandoned run is noticed at once: each epoch runs in a worker
     thread that the event loop stops waiting for (abandon_on_cancel), and the finally block flips the stop
     switch train_epochs checks before every batch, so the thread ends within a batch and the concurrency
-    slot is free for the next visitor. Epochs and drawing alternate rather than overlap: in one process
-    they compete for the GIL and a thread overlap measured slower (bench/playground_speed.py)."""
+    slot is free for the next visitor."""
     settings = pg.settings_from_inputs(controls)
-    metrics = lab.entry(reference).metrics
+    ref = _reference(reference)
     stop = threading.Event()
     key = getattr(request, "session_hash", None) or str(id(stop))
     _stops[key] = stop
     steps = pg.stream_training(settings, stop)
-    folder = tempfile.mkdtemp(prefix="playground_")  # this run's PNGs; Gradio copies each into its cache
+    _no_training.clear()
     try:
         while (update := await anyio.to_thread.run_sync(next, steps, None, abandon_on_cancel=True)) is not None:
-            flow = await anyio.to_thread.run_sync(pg.draw, update, metrics, folder)
-            yield flow, *_curves(update, metrics), _status(update, reference), (update, reference)
+            yield pg.chart(update, ref), _status(update, reference), (update, reference)
     finally:
         stop.set()  # finished, failed, cancelled or disconnected: the training thread stops within a batch
+        _no_training.set()
         if _stops.get(key) is stop:
             del _stops[key]
-        shutil.rmtree(folder, ignore_errors=True)
+
+
+def playground_ended(last):
+    """The status after a Train click that led to no run, or to one cut short (the train event failed: a
+    refused setting, whose message is a toast, or a cancelled run): what the page shows again, the text before
+    any run or the last run's final status. A run cut short keeps its own (stop_playground's, or the last
+    epoch's beside the error's toast)."""
+    if last is None:
+        return pages.PLAYGROUND_IDLE
+    return _status(*last) if last[0].done else gr.skip()
 
 
 async def stop_playground(last, request: gr.Request):
@@ -147,8 +159,8 @@ async def stop_playground(last, request: gr.Request):
     stop = _stops.get(getattr(request, "session_hash", None) or "")
     if stop is not None:
         stop.set()
-    if last is None or last[0].done:  # nothing ran yet, or the last run had already finished
-        return gr.skip()
+    if last is None or last[0].done:  # no run going (a run waiting in the queue is dropped)
+        return playground_ended(last)
     update, reference = last
     why = f"stopped at your request during epoch {update.epoch + 1}"
     return _status(replace(update, stopped=why, done=True), reference)
@@ -156,11 +168,13 @@ async def stop_playground(last, request: gr.Request):
 
 @user_errors
 def redraw_playground(last, reference: str):
-    """A new reference after a run: the same run redrawn beside it. (A run in progress keeps its own.)"""
-    if last is None or not last[0].done:
-        return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-    update, metrics = last[0], lab.entry(reference).metrics
-    return render(pg.gradient_flow(update, metrics)), *_curves(update, metrics), _status(update, reference)
+    """A new reference: the last run redrawn beside it, or before any run the reference alone. (A run in
+    progress keeps its own.)"""
+    if last is not None and not last[0].done:
+        return gr.skip(), gr.skip()
+    if last is None:
+        return pg.chart(None, _reference(reference)), gr.skip()
+    return pg.chart(last[0], _reference(reference)), _status(last[0], reference)
 
 
 # --- The page: the method pickers, then one builder per tab (its components, then its events) --------------
@@ -181,17 +195,21 @@ def _figure(elem_id: str, label: str, **more) -> gr.Image:
 
 
 # The per-layer chart is drawn in the browser (assets/charts.js): the statistic selector, the epoch slider and
-# the player redraw there from the data /compare sends once per pair, with no request to the server.
+# the player redraw there from the data /compare sends once per pair (or /playground after every epoch), with
+# no request to the server.
 CHART_JS, CHART_CSS = ((ASSETS / f"charts.{ext}").read_text() for ext in ("js", "css"))
+
+
+def _chart(value, elem_id: str, label: str) -> gr.HTML:
+    return gr.HTML(value, elem_id=elem_id, label=label, html_template='<div class="vgl"></div>',
+                   css_template=CHART_CSS, js_on_load=CHART_JS, apply_default_css=False)
 
 
 def compare_tab(pair: list, pair_changes: list) -> None:
     with gr.Tab("Compare"):
         with gr.Row():
             cards = [gr.Markdown(), gr.Markdown()]
-        chart = gr.HTML(None, elem_id="diagnostics", label="Per-layer diagnostics and training curves (data)",
-                        html_template='<div class="vgl"></div>', css_template=CHART_CSS, js_on_load=CHART_JS,
-                        apply_default_css=False)
+        chart = _chart(None, "diagnostics", "Per-layer diagnostics and training curves (data)")
         with gr.Row():
             # min_width: one grid per row on a phone, where two side by side would be too small to read
             predictions = [_figure("preds-left", "Predictions (left)", min_width=360, buttons=["fullscreen"]),
@@ -290,24 +308,25 @@ def playground_tab(choices) -> None:
                     train_button = gr.Button("Train", variant="primary")
                     stop_button = gr.Button("Stop", variant="stop")
             with gr.Column(scale=2):
-                status = gr.Markdown(pages.PLAYGROUND_IDLE)
-                flow = gr.Image(label="Gradient flow: yours (left) vs the reference at the same epoch",
-                                type="filepath", interactive=False, buttons=["download"])
-                # (no `height`: a fixed height cuts the colour legend off in Gradio 6.31)
-                curve_style = dict(x="epoch", y="value", color="series", color_map=pg.CURVE_COLORS)
-                with gr.Row():
-                    loss = gr.LinePlot(label="Loss (cross-entropy): yours in blue, the reference in orange",
-                                       y_title="loss", **curve_style)
-                    accuracy = gr.LinePlot(label="Accuracy: yours in blue, the reference in orange",
-                                           y_title="accuracy", y_lim=[0, 1], **curve_style)
+                status = gr.Markdown(pages.PLAYGROUND_IDLE, elem_id="playground-status")
+                # your run (left) beside the reference at the same epoch, as on Compare; before a run, the
+                # reference alone
+                chart = _chart(pg.chart(None, _reference("baseline")), "playground-chart",
+                               "Your network vs the reference: per-layer diagnostics and training curves (data)")
         last = gr.State(None)  # (last update, reference) of the session's run: for Stop and redraws
-    shown = [flow, loss, accuracy, status]
+    shown = [chart, status]
     # One Playground run at a time for everyone (its own concurrency group, so it never takes the other
-    # tabs' workers); later visitors wait in the queue and see their position on the outputs. The settings
+    # tabs' workers); later visitors wait in the queue and see their position on the chart. The settings
     # reach playground() by name; an API caller sends them in the controls' order, then the reference.
+    # the status says at once that the click was taken (in the browser, with no request); the run's updates
+    # replace it, and if none comes (a refused setting, a run dropped from the queue) the text it replaced
+    # comes back
+    train_button.click(None, None, status, js=f"() => {json.dumps(PLAYGROUND_STARTING)}", api_visibility="private")
     train = train_button.click(
         playground, inputs_kwargs={**controls, "reference": reference}, outputs=[*shown, last], api_name="playground",
-        api_visibility="undocumented", concurrency_limit=1, concurrency_id="playground", show_progress_on=[flow])
+        api_visibility="undocumented", concurrency_limit=1, concurrency_id="playground", show_progress_on=[chart])
+    train.failure(playground_ended, last, status, api_visibility="private", concurrency_limit=None,
+                  concurrency_id="playground_stop")
     stop_button.click(stop_playground, last, status, api_name="playground_stop", api_visibility="undocumented",
                       cancels=[train], concurrency_limit=None, concurrency_id="playground_stop")
     reference.change(redraw_playground, [last, reference], shown, api_visibility="private", concurrency_limit=2)
@@ -339,10 +358,12 @@ demo = build()
 
 if __name__ == "__main__":
     # The pair every visitor's page opens with, drawn before serving (~1-2 s), so that its answer is instant.
-    # Then, off the serving thread, every method's Compare panels (any pair is then instant too), the
-    # Playground's data and torch's warm-up, so the first run is as quick as the next ones.
+    # Then, off the serving thread: the Playground's data and torch's warm-up first (pg.warm, ~2 s), so that
+    # a run started as soon as the page opens is as quick as the next ones; then every method's Compare panels
+    # (any pair is then instant too, ~15-30 s), held back while a Playground run trains: drawing them beside
+    # a run made it three times slower.
     lab.warm(pairs=[DEFAULT_PAIR])
-    threading.Thread(target=lambda: (lab.warm(), pg.warm()), daemon=True).start()
+    threading.Thread(target=lambda: (pg.warm(), lab.warm(pause=_no_training.wait)), daemon=True).start()
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                 max_file_size=MAX_BYTES, show_error=True, head=f"<style>{(ASSETS / 'page.css').read_text()}</style>")

@@ -1,7 +1,8 @@
-// The Compare tab's per-layer chart, drawn in the browser: the body of gr.HTML's js_on_load (`element`, `props`,
-// `watch` come from Gradio). props.value is core.charts.pair_data's dict, sent once per pair: both methods'
-// per-layer statistics at every recorded epoch and their training curves. Switching the statistic, moving the
-// epoch slider and playing the training only redraw here: no request to the server.
+// The per-layer chart of the Compare and Playground tabs, drawn in the browser: the body of gr.HTML's js_on_load
+// (`element`, `props`, `watch` come from Gradio). props.value is core.charts.pair_data's dict, sent once per pair
+// (Compare) or after every epoch of a run (Playground): both methods' per-layer statistics at every recorded
+// epoch and their training curves. Switching the statistic, moving the epoch slider and playing the training
+// only redraw here: no request to the server.
 const NS_TIP = "data-tip";
 const root = element.querySelector(".vgl") || element;
 const SIDES = ["left", "right"];
@@ -17,8 +18,9 @@ root.innerHTML = `
     </div>
   </div>
   <p class="vgl-about"></p>
-  <p class="vgl-key"><span class="vgl-sw vgl-sw-init"></span>lighter: at init (epoch 0)
-    <span class="vgl-sw vgl-sw-now"></span>solid: at the epoch shown <span class="vgl-axis"></span></p>
+  <p class="vgl-key"><span class="vgl-key-init"><span class="vgl-sw vgl-sw-init"></span>lighter: at init (epoch 0)
+    </span><span class="vgl-key-now"><span class="vgl-sw vgl-sw-now"></span>solid: at the epoch shown</span>
+    <span class="vgl-axis"></span></p>
   <div class="vgl-panels">
     <section class="vgl-panel" data-side="left"></section>
     <section class="vgl-panel" data-side="right"></section>
@@ -91,7 +93,7 @@ function drawPanel(side) {
   const d = st.data[side], s = stat(), [full, light] = st.data.colors[side], panel = panels[side];
   const values = d.stats && d.stats[s.key];
   let sub = "", note = null;
-  if (d.problem) note = d.problem === "not trained yet" ? "not trained yet" : "unavailable: see the card above";
+  if (d.problem) note = d.problem_note || (d.problem === "not trained yet" ? "not trained yet" : "unavailable: see the card above");
   else if (values && values.missing) note = `${values.missing} for this checkpoint`;
   const row = d.problem ? 0 : rowAt(d, st.epoch);
   const label = d.problem ? "" : d.labels[row];
@@ -116,7 +118,7 @@ function drawPanel(side) {
   let svg = "";
   {
     const y = scaler(s.log, limits, mt, bottom);
-    svg += yAxis(ticks(s.log, limits, Math.floor((bottom - mt) / 26)), y, ml, width - mr);
+    if (!note) svg += yAxis(ticks(s.log, limits, Math.floor((bottom - mt) / 26)), y, ml, width - mr);
     svg += `<line class="vgl-axisline" x1="${ml}" x2="${width - mr}" y1="${bottom}" y2="${bottom}"/>`;
     if (s.guide) {
       const gy = y(s.guide);
@@ -128,7 +130,8 @@ function drawPanel(side) {
       const bars = withInit ? [[init, -0.5, light, "init (epoch 0)"], [now, 0.5, full, label]] : [[now, 0, full, label]];
       names.forEach((name, i) => {
         const cx = ml + (i + 0.5) * slot;
-        const notes = bars.map(([vals]) => (isNum(vals[i]) ? (s.log && vals[i] <= 0 ? "0" : null) : vals[i]));
+        // a 0 has no place on a log axis: said in words where its bar would be
+        const notes = bars.map(([vals]) => (isNum(vals[i]) ? (s.log && vals[i] <= 0 ? "zero" : null) : vals[i]));
         const one = notes.every(t => t !== null) && new Set(notes).size === 1;
         bars.forEach(([vals, off, color, when], b) => {
           const x = cx + off * bw * 1.08 - bw / 2, v = vals[i];
@@ -186,7 +189,9 @@ function drawCurves() {
     const x = e => ml + (e / maxE) * (width - ml - mr);
     const y = scaler(axis.log, axis.limits, mt, bottom);
     let svg = yAxis(ticks(axis.log, axis.limits, Math.floor((bottom - mt) / 28)), y, ml, width - mr);
-    const xt = ticks(false, [0, maxE], Math.floor((width - ml) / 60));
+    // whole epochs only (a Playground run of 2 epochs would get 0.5, 1.5)
+    const xt = ticks(false, [0, maxE], Math.floor((width - ml) / 60)).map(([v]) => Math.round(v * 1e6) / 1e6)
+      .filter(Number.isInteger).map(v => [v, String(v)]);
     svg += xt.map(([v, l]) => `<text class="vgl-tick" x="${x(v)}" y="${bottom + 16}" text-anchor="middle">${l}</text>`).join("");
     svg += `<line class="vgl-axisline" x1="${ml}" x2="${width - mr}" y1="${bottom}" y2="${bottom}"/>`;
     if (which === "acc") {
@@ -195,8 +200,9 @@ function drawCurves() {
     for (const side of SIDES) {
       const d = data[side], color = data.colors[side][0];
       if (d.problem) continue;
-      for (const split of ["train", "val"]) {
-        const ys = d.curves[`${split}_${which}`] || [];
+      for (const split of ["train", "val", "test"]) {
+        const ys = d.curves[`${split}_${which}`];
+        if (!ys) continue; // test: the Playground's run only
         let path = "", pen = false;
         ys.forEach((v, i) => {
           if (v === null || (axis.log && v <= 0)) { pen = false; return; }
@@ -217,9 +223,12 @@ function drawCurves() {
   const c = st.data.colors;
   root.querySelector(".vgl-curve-key").innerHTML =
     SIDES.map(s => `<span class="vgl-sw" style="background:${c[s][0]}"></span>${esc(st.data[s].title)}`).join(" ") +
-    `<span class="vgl-line-key">${lineKey("", "validation")}${lineKey("4 3", "train")}${lineKey("2 3", "chance (0.1)")}</span>`;
+    `<span class="vgl-line-key">${lineKey("", "validation")}${lineKey("4 3", "train")}${testKey()}${lineKey("2 3", "chance (0.1)")}</span>`;
 }
 
+// a side with a test accuracy curve (the Playground's run) names it in the key
+const testKey = () => SIDES.map(s => (st.data[s].curve_labels || {}).test).filter(Boolean).slice(0, 1)
+  .map(text => lineKey("7 2 2 2", text)).join("");
 const lineKey = (dash, text) => `<span class="vgl-line-sample"><svg width="24" height="10" aria-hidden="true">` +
   `<line x1="1" x2="23" y1="5" y2="5" stroke="currentColor" stroke-width="1.6" stroke-dasharray="${dash}"/></svg>${text}</span>`;
 
@@ -265,8 +274,11 @@ function drawAll() {
   drawEpoch();
 }
 
+// the last epoch the slider and the player reach: a Playground run in progress has trained fewer than its axis
+const lastEpoch = () => st.data.last_epoch ?? st.data.max_epoch;
+
 function setEpoch(e) {
-  const next = Math.max(0, Math.min(st.data.max_epoch, Math.round(e)));
+  const next = Math.max(0, Math.min(lastEpoch(), Math.round(e)));
   if (next !== st.epoch) { st.epoch = next; drawEpoch(); }
 }
 
@@ -280,16 +292,16 @@ function stop() {
 
 function play() {
   if (!st.data) return;
-  if (st.epoch >= st.data.max_epoch) setEpoch(0);
+  if (st.epoch >= lastEpoch()) setEpoch(0);
   st.playing = true;
   playButton.textContent = "❚❚ Pause";
   playButton.setAttribute("aria-label", "Pause");
-  const rate = Math.max(10, st.data.max_epoch / 8); // epochs per second: any run plays in about 8 s
+  const rate = Math.max(10, lastEpoch() / 8); // epochs per second: any run plays in about 8 s
   const from = st.epoch, start = performance.now();
   const step = now => {
     if (!st.playing) return;
     setEpoch(from + ((now - start) / 1000) * rate);
-    if (st.epoch >= st.data.max_epoch) { stop(); return; }
+    if (st.epoch >= lastEpoch()) { stop(); return; }
     st.raf = requestAnimationFrame(step);
   };
   st.raf = requestAnimationFrame(step);
@@ -348,7 +360,7 @@ function load() {
   stop();
   st.data = v;
   if (!st.key || !v.stats.some(s => s.key === st.key)) st.key = v.stat;
-  slider.max = v.max_epoch;
+  slider.max = v.last_epoch ?? v.max_epoch;
   st.epoch = v.epoch;
   root.classList.add("vgl-ready");
   drawAll();

@@ -5,7 +5,8 @@ diagnostics overhead, per-method epoch times), then bench.latency (app start-up,
 
 See those two modules for what each section measures and how. Writes bench/results/benchmark.json (or
 --json PATH) with the sections "meta", "throughput", "flops", "diagnostics_overhead", "train_time" and
-"app", and prints one table. Concurrent clients: bench.load; the Playground's run: bench.playground_speed.
+"app", and prints one table. Concurrent clients: bench.load; the Playground's run: bench.playground_speed
+(in process) and bench.playground_live (in a browser).
 """
 from __future__ import annotations
 

@@ -138,11 +138,12 @@ class AppServer:
 
     checkpoints: the folder the app serves (VGL_CHECKPOINTS); None = the app's default, the committed ones.
     log: where the server's output goes; None = a temp file, removed by stop() (its tail kept in log_tail()).
-    env: extra environment variables. Stop it with stop(), or use it as a context manager.
+    env: extra environment variables. app: another app.py to run (from its own folder: another version of the
+    app, to compare with this one); None = this repository's. Stop it with stop(), or use it as a context manager.
     """
 
     def __init__(self, checkpoints: Path | None = None, log: Path | None = None, env: dict | None = None,
-                 timeout: float = 120.0):
+                 timeout: float = 120.0, app: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         full_env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
@@ -155,7 +156,8 @@ class AppServer:
         self._log_file = open(self.log, "w")
         self._tail = ""
         self.started = time.perf_counter()
-        self.proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=full_env,
+        app = Path(app).resolve() if app is not None else ROOT / "app.py"
+        self.proc = subprocess.Popen([sys.executable, str(app)], cwd=app.parent, env=full_env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT)
         try:
             self._wait_until_serving(timeout)

@@ -81,9 +81,9 @@ def listening_pid(port: int) -> int | None:
 def wait_until_settled(pid: int | None, quiet: float = 10.0, tolerance_kib: int = 2048,
                        max_seconds: float = 180.0) -> float:
     """Wait until the server's RSS has stayed within `tolerance_kib` for `quiet` seconds, so that the memory
-    figures measure the load and not the warm-up: after start-up app.py renders the comparisons visitors open
-    first, then loads the Playground's copy of FashionMNIST (~0.3 GB), in a background thread, with pauses
-    of a few seconds in between on a busy CPU. Returns the seconds waited."""
+    figures measure the load and not the warm-up: after start-up app.py loads the Playground's copy of
+    FashionMNIST (~0.3 GB), then renders every method's comparisons, in a background thread, with pauses of a
+    few seconds in between on a busy CPU. Returns the seconds waited."""
     start = time.monotonic()
     if rss_kib(pid) is None:
         return 0.0

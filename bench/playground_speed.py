@@ -6,34 +6,29 @@ Everything goes through core.playground.stream_training, the app's code path (pe
 validation accuracy on 2,000 images and test accuracy on 2,000 every epoch, all 10,000 at the end):
 - train only, at each --threads count (the app uses 1: more OpenMP threads than free cores wait on
   each other);
-- train + draw, in turn (what the app does): after each update, the gradient-flow figure is drawn and
-  rasterized to PNG (core.playground.draw) and the curve rows built, before the next epoch starts;
-- train + draw, overlapped (the alternative the app does not use): training in a thread, drawing in the
-  caller, so epoch k+1 trains while epoch k is drawn.
+- train + update, in turn (what the app does): after each epoch, the chart's data (core.playground.chart,
+  JSON the browser draws) and the status text, before the next epoch starts.
 Then the costs core/playground.py's design rests on: the first run's one-time start-up (what warm() pays
-before the first visitor), testing on the whole test split every epoch instead of TEST_PROBE images, drawing
-the curves with matplotlib instead of sending rows, re-encoding a PIL image instead of sending the PNG file,
-and the largest run the bounds allow (FLOPs and an estimate of its time, against TIME_LIMIT).
+before the first visitor), testing on the whole test split every epoch instead of TEST_PROBE images, and what
+an update cost when the server drew it with matplotlib (the gradient-flow PNG and the curves) against the
+chart's data, and the largest run the bounds allow (FLOPs and an estimate of its time, against TIME_LIMIT).
 Wall-clock seconds depend on what else runs on the machine; CPU seconds (this process) much less, so both
 are printed, with the load average. The dataset is loaded once before timing, as the app caches it.
+The run as a visitor sees it, in a browser and through gradio_client against the app: bench.playground_live.
 """
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import queue
-import tempfile
-import threading
 import time
 
 import torch
 
 from bench.common import ROOT, clocked
 from bench.training import analytic_step_flops
+from core import charts, pages, plots
 from core import playground as pg
-from core import plots
 from core.data import FashionMNIST, Split
 from core.evaluate import evaluate
 from core.models import DeepMLP
@@ -53,10 +48,11 @@ class Clock:
         return f"{time.perf_counter() - self.wall:5.2f} s wall, {time.process_time() - self.cpu:5.2f} s CPU"
 
 
-def _draw(update, reference, folder) -> float:
+def _update(update, reference, reference_data) -> float:
+    """What the app does with an update: the chart's data and the status. Returns its seconds."""
     start = time.perf_counter()
-    pg.draw(update, reference, folder)
-    pg.curve_rows(update, reference)
+    pg.chart(update, reference_data)
+    pages.playground_status(update, reference, "Baseline")
     return time.perf_counter() - start
 
 
@@ -73,26 +69,13 @@ def train_only(settings):
     return last
 
 
-def in_turn(settings, reference, folder) -> None:
-    clock, draws, first = Clock(), [], None
+def in_turn(settings, reference, reference_data) -> None:
+    clock, work, first = Clock(), [], None
     for update in pg.stream_training(settings):
-        draws.append(_draw(update, reference, folder))
+        work.append(_update(update, reference, reference_data))
         first = first or time.perf_counter() - clock.wall
-    print(f"train + draw, in turn:    {clock}; first figure after {first:.2f} s; drawing "
-          f"{sum(draws):.2f} s of it, {sum(draws) / len(draws):.2f} s per update ({len(draws)} updates)")
-
-
-def overlapped(settings, reference, folder) -> None:
-    clock, draws, updates, end = Clock(), [], queue.Queue(), object()
-
-    def produce():
-        for update in pg.stream_training(settings):
-            updates.put(update)
-        updates.put(end)
-    threading.Thread(target=produce, daemon=True).start()
-    while (update := updates.get()) is not end:
-        draws.append(_draw(update, reference, folder))
-    print(f"train + draw, overlapped: {clock}; drawing {sum(draws) / len(draws):.2f} s per update")
+    print(f"train + update, in turn:  {clock}; first update after {first:.2f} s; updates {sum(work):.3f} s of "
+          f"it, {sum(work) / len(work) * 1000:.2f} ms each ({len(work)} updates)")
 
 
 # ------------------------------------------------------------------------- what core/playground.py rests on
@@ -112,21 +95,16 @@ def test_split_cost(settings) -> None:
           f"+{whole - part:.3f} s CPU per epoch")
 
 
-def figure_costs(update, reference, folder) -> None:
-    """Matplotlib curves vs curve rows, and re-encoding a PIL image vs sending the PNG file."""
-    from PIL import Image
-
+def figure_costs(update, reference, reference_data) -> None:
+    """An update drawn on the server with matplotlib (what the Playground sent before the browser drew its
+    chart) against the chart's data and its size."""
+    flow = cpu_seconds(lambda: plots.figure_to_png(plots.gradient_flow_figure(update.metrics, reference,
+                                                                              update.epoch)))
     curves = cpu_seconds(lambda: plots.figure_to_png(plots.training_curves_figure(update.metrics, reference)))
-    rows = cpu_seconds(lambda: pg.curve_rows(update, reference))
-    path = pg.draw(update, reference, folder)
-
-    def reencode():
-        image = Image.open(path)
-        image.load()
-        image.save(io.BytesIO(), format="PNG")
-    print(f"curves drawn with matplotlib: {curves:.3f} s CPU per update; as rows for the browser: {rows * 1000:.2f} ms")
-    print(f"gradient-flow figure as a PIL image (decode + re-encode) instead of its PNG file: "
-          f"+{cpu_seconds(reencode):.3f} s CPU per update")
+    data = cpu_seconds(lambda: pg.chart(update, reference_data), 20)
+    size = len(json.dumps(pg.chart(update, reference_data))) / 1024
+    print(f"an update drawn with matplotlib: gradient flow {flow:.3f} s + curves {curves:.3f} s CPU as PNGs; as "
+          f"the browser chart's data: {data * 1000:.2f} ms CPU, {size:.1f} KiB of JSON (Gradio sends the change)")
 
 
 def largest_run(sample_images: int = 4096) -> None:
@@ -162,12 +140,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--train-size", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--skip-overlapped", action="store_true")
     parser.add_argument("--skip-largest", action="store_true", help="do not estimate the largest run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads[0])
     settings = pg.PlaygroundSettings(epochs=args.epochs, train_size=args.train_size)
     reference = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
+    reference_data = charts.method_data("baseline", "Baseline", reference)
     clock = Clock()
     _, note = pg.playground_data(settings.train_size, settings.seed)
     print(f"torch {torch.__version__}, thread counts {args.threads}, {os.cpu_count()} CPUs")
@@ -176,18 +154,15 @@ def main() -> None:
     clock = Clock()
     pg.warm()
     print(f"first tiny run, torch's one-time start-up of training (what pg.warm() pays at app start): {clock}")
-    with tempfile.TemporaryDirectory(prefix="playground_bench_") as folder:
-        for _ in range(args.repeat):
-            print(f"load average before: {os.getloadavg()[0]:.2f} (runnable processes on {os.cpu_count()} CPUs)")
-            for threads in args.threads:
-                torch.set_num_threads(threads)
-                last = train_only(settings)
-            torch.set_num_threads(args.threads[0])
-            in_turn(settings, reference, folder)
-            if not args.skip_overlapped:
-                overlapped(settings, reference, folder)
-        test_split_cost(settings)
-        figure_costs(last, reference, folder)
+    for _ in range(args.repeat):
+        print(f"load average before: {os.getloadavg()[0]:.2f} (runnable processes on {os.cpu_count()} CPUs)")
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            last = train_only(settings)
+        torch.set_num_threads(args.threads[0])
+        in_turn(settings, reference, reference_data)
+    test_split_cost(settings)
+    figure_costs(last, reference, reference_data)
     if not args.skip_largest:
         largest_run()
 

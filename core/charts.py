@@ -10,6 +10,7 @@ or before it, like history.row_at), so the statistic selector and the epoch play
 """
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import asdict, dataclass
 
@@ -17,7 +18,7 @@ from . import history
 from .plots import KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
 
 __all__ = ["CURVES", "DEFAULT_STAT", "NOT_RECORDED", "STATS", "Stat", "log_limits", "method_data", "pair_data",
-           "reasons_like_history"]
+           "reasons_like_history", "until"]
 
 NOT_RECORDED = "not recorded"
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
@@ -133,6 +134,24 @@ def method_data(name: str, title: str, metrics: dict | None, problem: str | None
     }
 
 
+def until(data: dict, last_epoch: int) -> dict:
+    """A method's data (method_data) cut to its rows at epochs <= last_epoch, with the ranges of what is left:
+    a pre-trained method beside a Playground run of last_epoch epochs, on axes fitted to what both show."""
+    keep = bisect.bisect_right(data["epochs"], last_epoch)
+    if data["problem"] or keep == len(data["epochs"]):
+        return data
+    stats, ranges = {}, {}
+    for key, stat in data["stats"].items():
+        if "values" in stat:
+            stats[key] = {"values": stat["values"][:keep]}
+            ranges[key] = _range(stats[key]["values"])
+        else:
+            stats[key] = stat
+    return {**data, "epochs": data["epochs"][:keep], "labels": data["labels"][:keep], "stats": stats,
+            "range": ranges, "curves": {key: values[:keep] for key, values in data["curves"].items()},
+            "stages": [b for b in data["stages"] if b <= last_epoch]}
+
+
 # --------------------------------------------------------------------------------------------------- a pair
 
 def log_limits(low: float, high: float) -> list[float]:
@@ -172,18 +191,25 @@ def _loss_axis(sides: list[dict]) -> dict:
     return {"log": False, "limits": [0.0, _nice_ceiling(hi * 1.05)]}
 
 
-def pair_data(left: dict, right: dict, stat: str = DEFAULT_STAT) -> dict:
+def pair_data(left: dict, right: dict, stat: str = DEFAULT_STAT, max_epoch: int | None = None,
+              epoch: int | None = None) -> dict:
     """The chart's value for a pair: both methods' data (method_data), their colours, the statistics with axes
-    shared by both sides, the epoch range and the shared curve axes."""
+    shared by both sides, the epoch range and the shared curve axes.
+
+    max_epoch: the end of the epoch axis (default: the last epoch either side recorded); epoch: the epoch shown
+    first, also the last one the slider and the player reach (default: max_epoch). A Playground run in
+    progress has epoch < max_epoch: its axis spans the planned epochs, its slider the ones trained so far."""
     sides = [left, right]
-    max_epoch = max((d["epochs"][-1] for d in sides if d["epochs"]), default=0)
+    if max_epoch is None:
+        max_epoch = max((d["epochs"][-1] for d in sides if d["epochs"]), default=0)
+    epoch = max_epoch if epoch is None else epoch
     return {
         "left": left, "right": right,
         "colors": {"left": [LEFT_COLOR, lighten(LEFT_COLOR)], "right": [RIGHT_COLOR, lighten(RIGHT_COLOR)]},
         "stats": [{**asdict(s), "limits": _limits(s, [d["range"].get(s.key) for d in sides])}
                   for s in STATS.values()],
         "stat": stat if stat in STATS else DEFAULT_STAT,
-        "max_epoch": max_epoch, "epoch": max_epoch,
+        "max_epoch": max_epoch, "epoch": epoch, "last_epoch": epoch,
         "curves": {"loss": _loss_axis(sides), "acc": {"log": False, "limits": [0.0, 1.0]}, "chance": CHANCE},
     }
 

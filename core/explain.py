@@ -33,24 +33,10 @@ class GradientComparison:
 
 
 def _forward(model: DeepMLP, x: torch.Tensor, normalise_gradients: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """DeepMLP.forward, step by step: (logits, z1 = linears[0](x)). Each GradientNorm (identity forward) is
-    applied only with `normalise_gradients`. Mirrors DeepMLP.features; tests/test_explain.py checks that the
-    logits equal model(x) for every committed checkpoint, so a change there cannot go unnoticed."""
-    c = model.config
-    sources = {src for src, _ in c.skips}
-    outputs, h, z1 = {}, x, None
-    for i in range(c.depth):
-        z = model.linears[i](h)
-        z1 = z if i == 0 else z1
-        h = model.acts[i](model.norms[i](z))
-        for src, dst in c.skips:
-            if dst == i + 1:
-                h = h + outputs[src]
-        if i + 1 in sources:
-            outputs[i + 1] = h
-        if normalise_gradients:
-            h = model.grad_norms[i](h)
-    return model.head(h), z1
+    """(logits, z1 = linears[0](x)): DeepMLP's own forward pass, with hidden layer 1's pre-activation kept."""
+    preactivations: list[torch.Tensor] = []
+    logits = model.head(model.features(x, normalise_gradients=normalise_gradients, preactivations=preactivations))
+    return logits, preactivations[0]
 
 
 def gradient_map(model: DeepMLP, x: torch.Tensor, normalise_gradients: bool = False

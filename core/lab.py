@@ -6,6 +6,7 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -183,10 +184,12 @@ class Lab:
             max_epoch=max((m["epochs"] for m in (el.metrics, er.metrics) if m), default=0),
             chart=charts.pair_data(self.chart_data(left), self.chart_data(right)))
 
-    def warm(self, pairs=None) -> None:
+    def warm(self, pairs=None, pause: Callable[[], object] | None = None) -> None:
         """Make what comparisons need ahead of visitors: the default pair first (the first page a visitor
         opens), then every method's chart data, panels and prediction grid, so that any pair after that is
-        composed in milliseconds. `pairs`: render just these pairs instead."""
+        composed in milliseconds. `pairs`: render just these pairs instead. `pause`: called before each step
+        (a fraction of a second to a second of drawing) and waited for: the app holds the work back while a
+        Playground run trains, which would otherwise share the CPU and the GIL with it."""
         if pairs is not None:
             for left, right in pairs:
                 self.rendered_comparison(left, right)
@@ -196,6 +199,8 @@ class Lab:
         steps += [lambda n=name: self.chart_data(n) for name in self.entries]
         steps += [lambda n=name: (self.panels.warm([n]), self.rendered_predictions(n)) for name in self.entries]
         for step in steps:
+            if pause is not None:
+                pause()
             try:
                 step()
             except Exception as e:  # noqa: BLE001 - one bad method must not stop the others; its pairs draw late

@@ -134,20 +134,27 @@ class DeepMLP(nn.Module, PyTorchModelHubMixin):
         """Logits from the first `depth` hidden layers (all by default) and the head."""
         return self.head(self.features(x, depth))
 
-    def features(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
-        """Run the first `depth` hidden layers (all by default)."""
+    def features(self, x: torch.Tensor, depth: int | None = None, normalise_gradients: bool = True,
+                 preactivations: list[torch.Tensor] | None = None) -> torch.Tensor:
+        """Run the first `depth` hidden layers (all by default). `preactivations`, if given, receives each
+        layer's Linear output z (before norm and activation), for gradients with respect to it; with
+        `normalise_gradients` False the GradientNorm layers (identity forward) are left out of the graph."""
         h = x.flatten(1)
         skips = self.config.skips
         outputs = {}  # 1-based hidden layer -> its output, kept only for the layers a skip reads from
         sources = {src for src, _ in skips}
         for i in range(depth or self.config.depth):
-            h = self.acts[i](self.norms[i](self.linears[i](h)))
+            z = self.linears[i](h)
+            if preactivations is not None:
+                preactivations.append(z)
+            h = self.acts[i](self.norms[i](z))
             for src, dst in skips:
                 if dst == i + 1:
                     h = h + outputs[src]
             if i + 1 in sources:
                 outputs[i + 1] = h
-            h = self.grad_norms[i](h)
+            if normalise_gradients:
+                h = self.grad_norms[i](h)
         return h
 
     def named_linears(self, depth: int | None = None) -> list[tuple[str, nn.Linear]]:

@@ -2,8 +2,9 @@
 
 Everything reuses the project's own pieces: the settings become a registry-style Method
 (methods.variant(...)), training is core.train.train_epochs, the per-layer numbers are
-core.diagnostics', the figures core.plots'. This module only adds bounds, data selection, a stop switch and
-a time limit, so a visitor's run is the same computation as `python -m core train` on a smaller budget.
+core.diagnostics', the chart's data core.charts' (drawn in the browser by assets/charts.js, as on the Compare
+tab). This module only adds bounds, data selection, a stop switch and a time limit, so a visitor's run is the
+same computation as `python -m core train` on a smaller budget.
 
 What a run measures, per epoch (epoch 0 = the untrained network):
 - train loss/accuracy: over the epoch's batches (train_epochs' numbers);
@@ -20,11 +21,10 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from pathlib import Path
 
 import torch
 
-from . import plots
+from . import charts
 from .data import DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
 from .evaluate import evaluate
 from .methods import BASELINE, Method, variant
@@ -262,7 +262,7 @@ class PlaygroundUpdate:
 
     @property
     def metrics(self) -> dict:
-        """A metrics.json-shaped dict of the run so far: what every core.plots function takes."""
+        """A metrics.json-shaped dict of the run so far: what core.charts and every core.plots function take."""
         return {"method": "playground", "title": f"Your network ({self.settings.depth}x{self.settings.width} "
                 f"{self.settings.activation})", "seed": self.settings.seed, "config": self.config,
                 "epochs": self.epoch, "test_acc": self.test_acc, "stopped": self.stopped,
@@ -315,56 +315,32 @@ def warm() -> None:
         pass
 
 
-# ---------------------------------------------------------------------------------------------- figures
+# ------------------------------------------------------------------------------------------------ chart
 
-def gradient_flow(update: PlaygroundUpdate, reference: dict | None):
-    """The gradient-flow figure of the run so far beside a pre-trained method's metrics, both at the run's
-    epoch (the reference clamped to what it recorded)."""
-    return plots.gradient_flow_figure(update.metrics, reference, update.epoch)
+RUN_TITLE = "Your network"
+TEST_LABEL = f"test ({TEST_PROBE:,} images)"
 
 
-def draw(update: PlaygroundUpdate, reference: dict | None, folder) -> str:
-    """The gradient-flow figure of the run so far beside `reference` (both at the run's epoch), rasterized
-    to a PNG file in `folder`; returns its path. A page can send a PNG file as it is, where a PIL image
-    would be decoded and re-encoded first, on every update."""
-    fig = gradient_flow(update, reference)
-    path = Path(folder) / f"gradient_flow_{update.epoch:02d}{'_end' if update.done else ''}.png"
-    path.write_bytes(plots.figure_to_png(fig))
-    return str(path)
+def run_data(update: PlaygroundUpdate | None) -> dict:
+    """The run so far as one side of the browser chart (core.charts.method_data: every epoch's per-layer
+    statistics and curves), with its test accuracy after every epoch as a third curve. None: no run yet."""
+    if update is None:
+        return {**charts.method_data("playground", RUN_TITLE, None), "problem_note": "press Train to start"}
+    metrics = update.metrics
+    data = charts.method_data("playground", metrics["title"], metrics)
+    if not update.done:  # "epoch 3 (last)" would say the run has ended
+        data["labels"][-1] = f"epoch {update.epoch}" + (" (init)" if update.epoch == 0 else "")
+    data["curves"]["test_acc"] = [float(a) for a in update.test_accs]
+    data["curve_labels"] = {"test": TEST_LABEL}
+    return data
 
 
-# The curves' series -> colour: yours in the left colour, the reference's in the right one, as on Compare.
-# Short names: the browser's legend has one line for all five. Train curves are the lighter shade.
-SERIES = {("yours", "train"): "train", ("yours", "val"): "validation", ("yours", "test"): "test",
-          ("reference", "train"): "ref. train", ("reference", "val"): "ref. validation"}
-CURVE_COLORS = {"validation": plots.LEFT_COLOR, "train": plots.lighten(plots.LEFT_COLOR, 0.5), "test": "#0b3a63",
-                "ref. validation": plots.RIGHT_COLOR, "ref. train": plots.lighten(plots.RIGHT_COLOR, 0.5)}
-
-
-@dataclass(frozen=True)
-class CurveRows:
-    """The Playground's two line plots as long-format rows ({"epoch", "value", "series"}), one list each."""
-    loss: list[dict]
-    accuracy: list[dict]
-
-
-def curve_rows(update: PlaygroundUpdate, reference: dict | None) -> CurveRows:
-    """The loss and accuracy curves as long-format rows for a browser-drawn line plot: yours (train,
-    validation, test) and the reference's (ref. train, ref. validation) up to the run's last planned epoch.
-    Drawing them with matplotlib on the server would cost CPU on every epoch."""
-    out: dict[str, list[dict]] = {"loss": [], "accuracy": []}
-    sources = [("yours", update.history)]
-    if reference:
-        sources.append(("reference", [r for r in reference.get("history") or []
-                                      if r.get("epoch", 0) <= update.total_epochs]))
-    for who, history in sources:
-        for row in history:
-            for metric, key in (("loss", "loss"), ("accuracy", "acc")):
-                for split in ("train", "val"):
-                    value = row.get(f"{split}_{key}")
-                    if isinstance(value, (int, float)) and math.isfinite(value):  # a diverged run has NaN
-                        out[metric].append({"epoch": row["epoch"], "value": value, "series": SERIES[who, split]})
-    for row, acc in zip(update.history, update.test_accs, strict=True):
-        out["accuracy"].append({"epoch": row["epoch"], "value": acc, "series": SERIES["yours", "test"]})
-    return CurveRows(**out)
-
+def chart(update: PlaygroundUpdate | None, reference: dict, total_epochs: int | None = None) -> dict:
+    """The Playground's chart: the run so far (left) beside `reference` (right: a pre-trained method's
+    core.charts.method_data, cut to the run's planned epochs with core.charts.until), on shared axes. The
+    epoch axis spans the planned epochs (it does not move while the run streams), the slider the ones
+    trained so far, and the chart opens at the latest. JSON-ready; a few milliseconds for a default run,
+    so it is rebuilt whole after every epoch. `total_epochs`: the axis without a run (None: the default's)."""
+    total = update.total_epochs if update is not None else total_epochs or PlaygroundSettings().epochs
+    epoch = update.epoch if update is not None else total
+    return charts.pair_data(run_data(update), charts.until(reference, total), max_epoch=total, epoch=epoch)

@@ -282,6 +282,178 @@ def test_results_tab(page):
     page.screenshot(path=ARTIFACTS / "results.png", full_page=True)
 
 
+# --- Playground ----------------------------------------------------------------------------------------------
+
+def open_tab(page, name: str) -> None:
+    """Click a tab: in the tab bar, or on a phone, where the last tabs sit under "More tabs", in that menu."""
+    page.get_by_role("tab").first.wait_for()  # the tab bar is drawn
+    tab = page.get_by_role("tab", name=name)
+    if not tab.is_visible():
+        page.get_by_role("button", name="More tabs").click()
+        tab = page.locator("button", has_text=name).last
+    tab.click()
+
+
+def pick(page, label: str, option: str) -> None:
+    page.get_by_label(label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def playground_chart(page):
+    from playwright.sync_api import expect
+    root = page.locator("#playground-chart .vgl")
+    expect(root).to_have_class(re.compile(r"\bvgl-ready\b"))
+    return root
+
+
+# Every epoch label the Playground chart shows and every status epoch, in order, as the page draws them.
+RECORD_PLAYGROUND = """() => {
+  window.__pg = {labels: [], status: []};
+  const chart = document.querySelector("#playground-chart"), status = document.querySelector("#playground-status");
+  const note = (list, text) => { if (text && list[list.length - 1] !== text) list.push(text); };
+  new MutationObserver(() => note(window.__pg.labels, chart.querySelector(".vgl-epoch-label")?.textContent))
+    .observe(chart, {childList: true, subtree: true, characterData: true});
+  new MutationObserver(() => note(window.__pg.status, (status.innerText.match(/Epoch \\d+\\/\\d+/) || [""])[0]))
+    .observe(status, {childList: true, subtree: true, characterData: true});
+}"""
+
+# Each panel's table at every epoch the slider reaches: [[left cells], [right cells], left label, right label].
+TABLES_AT_EVERY_EPOCH = """(root) => {
+  const slider = root.querySelector(".vgl-epoch"), out = [];
+  for (let e = 0; e <= +slider.max; e++) {
+    slider.value = e;
+    slider.dispatchEvent(new Event("input", {bubbles: true}));
+    out.push(["left", "right"].map(side => {
+      const panel = root.querySelector(`.vgl-panel[data-side=${side}]`);
+      return [[...panel.querySelectorAll("tbody tr")].map(tr => tr.lastElementChild.textContent),
+              panel.querySelector(".vgl-when").textContent];
+    }));
+  }
+  return out;
+}"""
+
+
+def cell_value(text: str):
+    try:
+        return float(text)
+    except ValueError:
+        return text  # a reason ("no update yet", ...)
+
+
+def test_the_playground_streams_every_epoch_beside_the_reference(page, server, app_checkpoints):
+    """The default run (10 epochs on 10,000 images) with ReLU as the reference: the chart is updated after every
+    epoch, 0 to 10, and at the end shows at every epoch the run's own numbers (the same run through the API:
+    the same seed gives the same numbers) beside ReLU's recorded ones at the same epoch."""
+    from playwright.sync_api import expect
+    open_tab(page, "Playground")
+    root = playground_chart(page)
+    left, right = (root.locator(f".vgl-panel[data-side={s}]") for s in ("left", "right"))
+    expect(left.locator(".vgl-missing").nth(1)).to_have_text("press Train to start")  # before a run
+    expect(right.locator(".vgl-title")).to_have_text(METHODS["baseline"].title)
+    pick(page, "Reference: a pre-trained method", METHODS[RIGHT].title)
+    expect(right.locator(".vgl-title")).to_have_text(METHODS[RIGHT].title)  # redrawn before any run
+    page.evaluate(RECORD_PLAYGROUND)
+    page.get_by_role("button", name="Train", exact=True).click()
+    status = page.locator("#playground-status")
+    expect(status).to_contain_text("✔ Done.", timeout=120_000)
+    expect(left.locator(".vgl-title")).to_have_text(re.compile(r"Your network \(7x128 sigmoid\)"))
+    expect(root.locator(".vgl-epoch-label")).to_have_text("epoch 10 / 10")
+    seen = page.evaluate("window.__pg")
+    epochs = [f"Epoch {e}/10" for e in range(11)]
+    assert seen["status"] == epochs, seen["status"]  # one update per epoch, each shown, in order
+    labels = [f"epoch {e} / 10" for e in range(11)]
+    assert seen["labels"] in (labels, ["epoch 10 / 10", *labels]), seen["labels"]  # (after the reference alone)
+    full_page_screenshot(page, ARTIFACTS / "playground.png")
+
+    # the same run through the API: its last update holds every epoch's numbers
+    args = dict(depth=7, width=128, activation="sigmoid", init_std=0.05, norm="none", skips=False, grad_norm=False,
+                optimizer="sgd", lr=0.01, epochs=10, train_size=10_000, batch_size=512, reference=RIGHT)
+    data, _ = server.client().predict(*args.values(), api_name="/playground")
+    run = data["left"]
+    assert run["epochs"] == list(range(11))
+    relu = metrics_of(app_checkpoints, RIGHT)
+    for epoch, ((mine, mine_when), (ref, ref_when)) in enumerate(root.evaluate(TABLES_AT_EVERY_EPOCH)):
+        assert [cell_value(c) for c in mine] == run["stats"]["grad_mean_abs"]["values"][epoch], epoch
+        assert mine_when.startswith(f"epoch {epoch}") and ref_when.startswith(f"epoch {epoch}")
+        row = relu["history"][epoch]
+        assert row["epoch"] == epoch
+        assert [cell_value(c) for c in ref] == [history.layer_value(row, n, "grad_mean_abs") for n in
+                                                history.layer_names(row)], epoch
+    assert not page.problems, page.problems
+
+
+def test_the_playground_on_a_phone(phone, app_checkpoints):
+    """A short run on a 390 px screen: the controls reach the run (2 epochs, 500 images), the status sits right
+    under the Train button, and the chart fits the screen with readable text."""
+    from playwright.sync_api import expect
+    open_tab(phone, "Playground")
+    root = playground_chart(phone)
+    for label, value in (("Epochs", "2"), ("Training images", "500")):
+        box = phone.get_by_label(f"number input for {label}")
+        box.fill(value)
+        box.press("Enter")
+    train = phone.get_by_role("button", name="Train", exact=True)
+    train.click()
+    status = phone.locator("#playground-status")
+    expect(status).to_contain_text("✔ Done.", timeout=120_000)
+    expect(status).to_contain_text("2 epochs on 500 images")
+    expect(root.locator(".vgl-epoch-label")).to_have_text("epoch 2 / 2")
+    for curve in root.locator(".vgl-curve svg").all():  # whole epochs on the axis, no 0.5
+        assert curve.locator("text.vgl-tick[text-anchor=middle]").all_inner_texts() == ["0", "1", "2"]
+    assert 0 <= status.bounding_box()["y"] - (train.bounding_box()["y"] + train.bounding_box()["height"]) < 60
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    svgs = root.locator(".vgl-panel svg.vgl-bars, .vgl-curve svg").all()
+    assert len(svgs) == 4
+    for svg in svgs:  # one per row, as wide as the screen less the page's and the column's margins
+        assert svg.bounding_box()["width"] >= 0.85 * PHONE["width"], svg.get_attribute("aria-label")
+    smallest, where = root.evaluate(SMALLEST_TEXT)
+    assert smallest >= 9, f"{smallest:.1f} px: {where!r}"
+    full_page_screenshot(phone, ARTIFACTS / "playground_phone.png")
+    assert not phone.problems, phone.problems
+
+
+def test_a_second_visitor_waits_in_the_queue_and_is_told_so(page, phone):
+    """One run at a time: while the desktop page trains, the phone's Train says it is waiting and shows its place
+    in the queue on the chart; its Stop drops it from the queue (the running one goes on); Stop on the desktop
+    ends the running one, which says where."""
+    from playwright.sync_api import expect
+    for label, value in (("Epochs", "20"), ("Training images", "54000")):  # minutes, if it ran to the end
+        box = page.get_by_label(f"number input for {label}")
+        box.fill(value)
+        box.press("Enter")
+    page.get_by_role("button", name="Train", exact=True).click()
+    mine, theirs = page.locator("#playground-status"), phone.locator("#playground-status")
+    expect(mine).to_contain_text("Epoch 1/20", timeout=120_000)
+    page.screenshot(path=ARTIFACTS / "playground_running.png", full_page=True)
+    phone.get_by_role("button", name="Train", exact=True).click()
+    expect(theirs).to_contain_text("Starting… If another visitor's run is going, yours waits for it")
+    tracker = phone.locator("#playground-chart [data-testid=status-tracker]")
+    expect(tracker).to_contain_text(re.compile(r"queue: 1/1"))
+    phone.screenshot(path=ARTIFACTS / "playground_phone_queued.png")
+    phone.get_by_role("button", name="Stop", exact=True).click()
+    expect(theirs).to_contain_text("✔ Done.")  # its last run's status again
+    expect(theirs).to_contain_text("2 epochs on 500 images")
+    expect(mine).to_contain_text("training…")  # the running one goes on
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(mine).to_contain_text(re.compile(r"⏹ Training stopped at your request during epoch \d+\."))
+    assert not page.problems and not phone.problems, (page.problems, phone.problems)
+
+
+def test_a_refused_setting_is_a_message_and_the_page_keeps_its_run(phone):
+    from playwright.sync_api import expect
+    box = phone.get_by_label("Init std")
+    box.fill("0")
+    phone.get_by_role("button", name="Train", exact=True).click()
+    message = "Init std must be greater than 0 and at most 20, got 0"
+    expect(phone.locator("[data-testid=toast-text]").filter(has_text=message).first).to_be_visible()
+    status = phone.locator("#playground-status")
+    expect(status).to_contain_text("✔ Done.")  # the last run's status, not "Starting…"
+    expect(status).to_contain_text("2 epochs on 500 images")
+    expect(playground_chart(phone).locator(".vgl-epoch-label")).to_have_text("epoch 2 / 2")
+    box.fill("0.05")
+    assert not phone.problems, phone.problems
+
+
 def test_no_error_other_than_the_bad_upload(page):
     """Runs last: no error toast, page error or console error apart from the deliberate bad upload."""
     other = [t for t in toasts(page) if "not an image" not in t]

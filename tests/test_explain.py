@@ -128,7 +128,7 @@ def test_committed_grad_norm_raw_and_normalised(sample, checkpoints):
 
 @pytest.mark.parametrize("name", COMMITTED)
 def test_forward_matches_the_model(name, sample, checkpoints):
-    """_forward mirrors DeepMLP.features: if models.py changes, this fails rather than the maps going wrong."""
+    """_forward is the model's own forward pass with hidden layer 1's pre-activation kept: same logits."""
     model, x = checkpoints[name], sample.x[:20]
     with torch.no_grad():
         expected = model(x)

@@ -1,4 +1,6 @@
 """The app's computations without Gradio: comparisons, classification, broken checkpoints."""
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -110,6 +112,19 @@ def test_results_views(lab):
     listed = pages.methods_list().split("\n")
     assert listed == [f"- **{m.title}** (`{m.name}`): {m.description}" for m in METHODS.values()]
     assert pages.about().endswith("\n\n" + pages.methods_list())
+
+
+def test_warm_waits_for_its_pause_before_every_step(lab):
+    """The app holds its start-up drawing back while a Playground run trains: warm() waits for `pause` before
+    each step (the default pair, then each method's chart data, then its panels and grid)."""
+    gate, calls = threading.Event(), []
+    worker = threading.Thread(target=lab.warm, kwargs={"pause": lambda: calls.append(1) or gate.wait()}, daemon=True)
+    worker.start()
+    time.sleep(0.5)
+    assert worker.is_alive() and len(calls) == 1  # held before its first step
+    gate.set()
+    worker.join(120)
+    assert not worker.is_alive() and len(calls) == 1 + 2 * len(lab.entries)
 
 
 def test_one_hyperparameter_line_for_cards_and_the_playground():

@@ -1,18 +1,17 @@
 """The Playground: bounds, one streamed update per epoch through core's own trainer, stop, and the tab via the API."""
+import itertools
 import json
 import math
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import core.playground as pg
-from core import pages, plots
+from core import charts, history, pages, plots
 from core.data import DatasetError
 from core.diagnostics import LAYER_KEYS
 from core.methods import BASELINE, METHODS
@@ -110,7 +109,7 @@ def test_skip_pairs_generalize_the_spec_to_every_depth(depth):
 
 # -------------------------------------------------------------------------------------------- streaming
 
-def test_stream_yields_one_update_per_epoch_usable_by_core_plots(tmp_path):
+def test_stream_yields_one_update_per_epoch_usable_by_core_plots():
     settings = pg.PlaygroundSettings(**SMALL)
     updates = list(pg.stream_training(settings))
     assert [u.epoch for u in updates] == list(range(settings.epochs + 1))
@@ -132,22 +131,11 @@ def test_stream_yields_one_update_per_epoch_usable_by_core_plots(tmp_path):
     json.dumps(metrics, allow_nan=False)
     reference = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
     for u in updates:  # one bar per layer at the update's epoch, on the playground's panel
-        fig = pg.gradient_flow(u, reference)
+        fig = plots.gradient_flow_figure(u.metrics, reference, u.epoch)
         bars = [b for b in fig.axes[0].patches if (b.get_gid() or "").startswith("epoch:")]
         assert len(bars) == len(names)
     assert len(plots.training_curves_figure(metrics, reference).axes[0].lines) == 4
     plots.weight_change_figure(metrics, reference)
-    path = pg.draw(last, reference, tmp_path)
-    fig = pg.gradient_flow(last, reference)
-    with Image.open(path) as im:  # the figure of the last epoch, as a PNG of its own size
-        assert im.format == "PNG" and im.size == tuple(round(v * fig.dpi) for v in fig.get_size_inches())
-    assert Path(path).name == f"gradient_flow_{settings.epochs:02d}_end.png"
-    rows = pg.curve_rows(last, reference)
-    mine = [r for r in rows.accuracy if not r["series"].startswith("ref.")]
-    assert len(mine) == 3 * (settings.epochs + 1)  # train, validation, test per epoch
-    assert [r["value"] for r in mine if r["series"] == "test"] == list(last.test_accs)
-    assert [r["value"] for r in rows.loss if r["series"] == "train"] == [h["train_loss"] for h in last.history]
-    assert all(r["epoch"] <= settings.epochs for r in rows.loss)
     status = pages.playground_status(last, reference, "Baseline")
     assert f"**Epoch {settings.epochs}/{settings.epochs}**" in status and "✔ Done." in status
     assert f"test accuracy **{last.test_acc:.1%}** (10,000 test images)" in status
@@ -156,6 +144,76 @@ def test_stream_yields_one_update_per_epoch_usable_by_core_plots(tmp_path):
     assert status.endswith(f"*{pages.settings_summary(settings)}. {last.note}*")
     first = pages.playground_status(updates[0], None, "Baseline")
     assert f"**Epoch 0/{settings.epochs}**" in first and first.count("training…") == 1 and "Reference" not in first
+
+
+def assert_run_side(side: dict, update: pg.PlaygroundUpdate) -> None:
+    """The chart's run side is the update's history: every epoch so far, each statistic's value per layer (or a
+    reason where there is none), the curves, the test accuracy after every epoch."""
+    assert side["epochs"] == [r["epoch"] for r in update.history] == list(range(update.epoch + 1))
+    assert side["layers"] == [layer["name"] for layer in update.history[-1]["layers"]]
+    for key in charts.STATS:
+        for row, values in zip(update.history, side["stats"][key]["values"], strict=True):
+            for name, cell in zip(side["layers"], values, strict=True):
+                v = history.layer_value(row, name, key)
+                assert cell == v if v is not None else isinstance(cell, str), (key, row["epoch"], name, cell)
+    for key in charts.CURVES:
+        assert side["curves"][key] == [r[key] for r in update.history]
+    assert side["curves"]["test_acc"] == list(update.test_accs)
+    assert side["labels"][0] == "epoch 0 (init)"
+    assert side["labels"][-1] == (f"epoch {update.epoch} (last)" if update.done and update.epoch else
+                                  f"epoch {update.epoch}" + (" (init)" if update.epoch == 0 else ""))
+
+
+def test_the_chart_is_the_run_beside_the_reference_at_the_same_epochs():
+    settings = pg.PlaygroundSettings(**SMALL)
+    reference = json.loads((ROOT / "checkpoints" / "relu" / "metrics.json").read_text())
+    ref = charts.method_data("relu", "ReLU", reference)
+    for u in pg.stream_training(settings):
+        c = pg.chart(u, ref)
+        json.dumps(c, allow_nan=False)
+        # the axis spans the planned epochs; the slider (and the chart's first view) ends at the latest one
+        assert (c["max_epoch"], c["epoch"], c["last_epoch"]) == (settings.epochs, u.epoch, u.epoch)
+        assert_run_side(c["left"], u)
+        # the reference: its own data at epochs 0..2, whatever the run has reached
+        right = c["right"]
+        assert right == charts.until(ref, settings.epochs)
+        assert right["epochs"] == list(range(settings.epochs + 1))
+        for row, values in zip(reference["history"][:settings.epochs + 1], right["stats"]["grad_mean_abs"]["values"],
+                               strict=True):
+            assert values == [history.layer_value(row, n, "grad_mean_abs") for n in right["layers"]]
+        assert right["curves"]["val_acc"] == [r["val_acc"] for r in reference["history"][:settings.epochs + 1]]
+        # the axes are shared: each log statistic's limits hold both sides' values
+        for stat in c["stats"]:
+            if stat["log"] and stat["limits"]:
+                for side in (c["left"], right):
+                    if side["range"].get(stat["key"]):
+                        lo, hi = side["range"][stat["key"]]
+                        assert stat["limits"][0] <= lo and hi <= stat["limits"][1], stat["key"]
+    assert u.done and c["left"]["labels"][-1] == "epoch 2 (last)"
+
+
+def test_until_cuts_a_method_to_its_first_epochs_and_refits_its_ranges():
+    m = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
+    data = charts.method_data("baseline", "Baseline", m)
+    cut = charts.until(data, 3)
+    assert cut["epochs"] == [0, 1, 2, 3] and cut["labels"][-1] == "epoch 3" and len(cut["curves"]["val_acc"]) == 4
+    assert cut["stats"]["grad_mean_abs"]["values"] == data["stats"]["grad_mean_abs"]["values"][:4]
+    assert cut["stats"]["error_mean_abs"] == data["stats"]["error_mean_abs"]  # {"missing": ...} stays
+    values = [v for row in cut["stats"]["grad_mean_abs"]["values"] for v in row if not isinstance(v, str)]
+    assert cut["range"]["grad_mean_abs"] == [min(v for v in values if v > 0), max(values)]
+    assert charts.until(data, 500) is data and data["epochs"][-1] == 100  # nothing to cut; the original untouched
+    broken = charts.method_data("skip", "Skip", None, "weights are not safetensors")
+    assert charts.until(broken, 3) is broken
+
+
+def test_before_a_run_the_chart_shows_the_reference_alone():
+    ref = charts.method_data("baseline", "Baseline", json.loads((ROOT / "checkpoints" / "baseline" /
+                                                                 "metrics.json").read_text()))
+    c = pg.chart(None, ref)
+    assert c["left"]["problem"] == "not trained yet" and c["left"]["problem_note"] == "press Train to start"
+    assert c["max_epoch"] == c["last_epoch"] == pg.PlaygroundSettings().epochs == 10
+    assert c["right"]["epochs"] == list(range(11))
+    assert pg.chart(None, ref, total_epochs=4)["right"]["epochs"] == [0, 1, 2, 3, 4]
 
 
 def test_it_is_core_trainer_not_a_second_loop():
@@ -234,23 +292,35 @@ def client(server):
 
 
 @pytest.mark.app
-def test_app_streams_one_output_per_epoch(client):
-    job = client.submit(*_args(), api_name="/playground")
+def test_app_streams_one_output_per_epoch(client, app_checkpoints):
+    """Each update is (the chart's data, the status): the run so far, epoch by epoch, beside the reference's own
+    data at the run's planned epochs."""
+    job = client.submit(*_args(reference="relu"), api_name="/playground")
     _wait(job, 60)
     outputs = job.outputs()
     assert len(outputs) == 3  # epochs 0, 1, 2
     # every control reached its own setting (the inputs go by name): the status spells out all of them
     summary = pages.settings_summary(pg.PlaygroundSettings(**{k: v for k, v in SETTINGS.items() if k != "reference"}))
     assert summary == "3x32 sigmoid · init N(0, 0.05) · sgd lr 0.01 · batch 256 · 2 epochs on 500 images"
-    for epoch, (_, loss, _, status) in enumerate(outputs):
+    relu = json.loads((app_checkpoints / "relu" / "metrics.json").read_text())
+    reference = charts.until(charts.method_data("relu", METHODS["relu"].title, relu), 2)
+    for epoch, (chart, status) in enumerate(outputs):
         assert f"**Epoch {epoch}/2**" in status and f"*{summary}. Real FashionMNIST: 500 training images" in status
-        assert loss["x_lim"] == [0, 2] and {r[0] for r in loss["value"]["data"]} >= set(range(epoch + 1))
-    flow, _, accuracy, status = outputs[-1]
-    with Image.open(flow) as im:
-        assert im.format == "PNG" and im.width > 300
-    assert "✔ Done." in status and "(10,000 test images)" in status and "Reference **Baseline (sigmoid" in status
-    series = {row[2] for row in accuracy["value"]["data"]}
-    assert series == {"train", "validation", "test", "ref. train", "ref. validation"}
+        assert (chart["max_epoch"], chart["epoch"], chart["last_epoch"]) == (2, epoch, epoch)
+        run = chart["left"]
+        assert run["epochs"] == list(range(epoch + 1)) and run["layers"] == ["hidden1", "hidden2", "hidden3", "output"]
+        assert all(len(rows["values"]) == epoch + 1 for rows in run["stats"].values())
+        # the numbers the status gives are the chart's latest ones
+        assert f"validation accuracy **{run['curves']['val_acc'][-1]:.1%}**" in status
+        if epoch < 2:  # (at the end, the status gives the whole test split's accuracy)
+            assert f"test accuracy **{run['curves']['test_acc'][-1]:.1%}** (2,000 test images)" in status
+        assert chart["right"] == reference  # the reference's own data at epochs 0..2, from the first update
+    # the run's earlier epochs do not change as it goes on: each update's history is the previous one's, plus one
+    for before, after in itertools.pairwise(chart["left"] for chart, _ in outputs):
+        assert after["stats"]["grad_mean_abs"]["values"][:-1] == before["stats"]["grad_mean_abs"]["values"]
+        assert after["curves"]["train_loss"][:-1] == before["curves"]["train_loss"]
+    status = outputs[-1][1]
+    assert "✔ Done." in status and "(10,000 test images)" in status and "Reference **ReLU" in status
 
 
 @pytest.mark.parametrize("changes,message", [
@@ -275,7 +345,7 @@ def test_stop_and_cancel_mid_run_leave_the_app_responsive(client, server):
         time.sleep(0.05)
     client.predict(api_name="/playground_stop")
     _wait(job, 15)
-    assert "stopped at your request" in job.outputs()[-1][3] and len(job.outputs()) < 21
+    assert "stopped at your request" in job.outputs()[-1][1] and len(job.outputs()) < 21
     # a cancelled job (a closed tab) frees the single training slot at once
     job = client.submit(*long, api_name="/playground")
     while not job.outputs():

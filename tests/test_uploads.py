@@ -41,7 +41,7 @@ def client(server):
 
 @pytest.fixture(scope="module")
 def settled(server):
-    """After start-up app.py renders comparisons, then loads the Playground's data (~0.3 GB), in a background
+    """After start-up app.py loads the Playground's data (~0.3 GB), then renders comparisons, in a background
     thread: memory figures are about one request only once that is over. A server that has been up for two
     minutes (other test files ran first) is long done: a short check is enough."""
     young = time.perf_counter() - server.started < 120
