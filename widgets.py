@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import functools
 import inspect
+from pathlib import Path
 
 import gradio as gr
 
@@ -77,3 +78,16 @@ def user_errors(fn):
             except USER_ERRORS as e:
                 raise gr.Error(str(e), print_exception=False) from None
     return wrapped
+
+
+# The per-layer chart is drawn in the browser (assets/charts.js): the statistic selector, the epoch slider and
+# the player redraw there from the data /compare sends once per pair (or /playground after every epoch), with
+# no request to the server.
+CHART_JS, CHART_CSS = ((Path(__file__).resolve().parent / "assets" / f"charts.{ext}").read_text()
+                      for ext in ("js", "css"))
+
+
+def chart(value, elem_id: str, label: str) -> gr.HTML:
+    """The per-layer chart of Compare and the Playground: `value` is core.charts.pair_data's JSON."""
+    return gr.HTML(value, elem_id=elem_id, label=label, html_template='<div class="vgl"></div>',
+                   css_template=CHART_CSS, js_on_load=CHART_JS, apply_default_css=False)

@@ -32,12 +32,16 @@ pre-trained method of your choice at the same epoch. Defaults are the baseline: 
 what it does to the first layers' gradient.
 
 **One run at a time.** Training shares this small CPU with every visitor, so only one Playground run goes at
-once. If someone else's run is going when you press Train, yours waits in the queue: the gradient-flow panel shows
+once. If someone else's run is going when you press Train, yours waits in the queue: the chart shows
 your place in the queue and an estimated wait, and your run starts by itself when theirs ends (every run stops after
 at most {pg.TIME_LIMIT / 60:.0f} minutes). The other tabs keep working meanwhile. **Stop** ends your run
 within a batch and keeps what it has drawn."""
 
-PLAYGROUND_IDLE = ("Press **Train** to start. The default run (10 epochs on 10,000 images) takes about ten "
+# The status from the Train click to the run's first epoch: a moment, or the wait for another visitor's run.
+PLAYGROUND_STARTING = ("Starting… If another visitor's run is going, yours waits for it and starts by itself when "
+                       "it ends: your place in the queue and the estimated wait show on the chart below.")
+
+PLAYGROUND_IDLE = ("Press **Train** to start. The default run (10 epochs on 10,000 images) takes about three "
                    "seconds when the server is not busy.")
 
 

@@ -399,7 +399,8 @@ def test_the_playground_on_a_phone(phone, app_checkpoints):
     expect(status).to_contain_text("2 epochs on 500 images")
     expect(root.locator(".vgl-epoch-label")).to_have_text("epoch 2 / 2")
     for curve in root.locator(".vgl-curve svg").all():  # whole epochs on the axis, no 0.5
-        assert curve.locator("text.vgl-tick[text-anchor=middle]").all_inner_texts() == ["0", "1", "2"]
+        ticks = curve.locator("text.vgl-tick[text-anchor=middle]").evaluate_all("ts => ts.map(t => t.textContent)")
+        assert ticks == ["0", "1", "2"]
     assert 0 <= status.bounding_box()["y"] - (train.bounding_box()["y"] + train.bounding_box()["height"]) < 60
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
     svgs = root.locator(".vgl-panel svg.vgl-bars, .vgl-curve svg").all()

@@ -75,7 +75,7 @@ STRAYS = ["core/__pycache__/cli.cpython-311.pyc", "core/stale.pyc", "tests/test_
 def project(tmp_path_factory) -> Path:
     """A small copy of the project (two checkpoints) with stray files no upload may send."""
     root = tmp_path_factory.mktemp("project")
-    for name in ("app.py", "widgets.py", "README.md", "requirements.txt", ".gitattributes"):
+    for name in ("app.py", "widgets.py", "playground_tab.py", "README.md", "requirements.txt", ".gitattributes"):
         shutil.copy2(ROOT / name, root / name)
     shutil.copytree(ROOT / "core", root / "core", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "assets", root / "assets")
@@ -88,7 +88,7 @@ def project(tmp_path_factory) -> Path:
 
 
 def expected_space_files(root: Path) -> set[str]:
-    top = {"app.py", "widgets.py", "README.md", "requirements.txt", ".gitattributes"}
+    top = {"app.py", "widgets.py", "playground_tab.py", "README.md", "requirements.txt", ".gitattributes"}
     under = {p.relative_to(root).as_posix() for d in ("core", "assets", "checkpoints")
              for p in (root / d).rglob("*") if p.is_file()}
     return top | {p for p in under if p not in STRAYS}
@@ -287,3 +287,22 @@ def test_cli_rejected_token(tmp_path):
         server.shutdown()
         server.server_close()
     assert "rejected the token (HTTP 401)" in line
+
+
+def test_the_space_gets_every_module_the_app_imports():
+    """A top-level module app.py needs (directly or through another one) that the allow-list misses would
+    leave the Space unable to start."""
+    import ast
+    uploaded = {name for name, _ in publish.space_files(ROOT)}
+    todo, seen = ["app.py"], set()
+    while todo:
+        name = todo.pop()
+        seen.add(name)
+        for node in ast.walk(ast.parse((ROOT / name).read_text())):
+            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                       else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            for module in modules:
+                local = f"{module.split('.')[0]}.py"
+                if (ROOT / local).is_file() and local not in seen:
+                    todo.append(local)
+    assert seen == {"app.py", "widgets.py", "playground_tab.py"} and seen <= uploaded

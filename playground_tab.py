@@ -1,0 +1,158 @@
+"""The Playground tab of the app: its settings widgets, the streamed training events (Train, Stop, a new
+reference) and their layout. UI wiring only: training is core.playground's, the words core.pages'."""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+
+import anyio
+import gradio as gr
+
+import widgets
+from core import pages
+from core import playground as pg
+from core.lab import Lab
+from widgets import user_errors
+
+lab: Lab  # the app's, set by tab(): the pre-trained methods a run is shown beside
+
+_stops: dict[str, threading.Event] = {}  # session hash -> the stop switch of its running training
+# Cleared while a Playground run trains: the app's start-up work (lab.warm) waits for it between steps.
+no_training = threading.Event()
+no_training.set()
+
+
+def _reference(name: str) -> dict:
+    """The pre-trained method's side of the Playground chart (its Compare chart data, made once)."""
+    data = lab.chart_data(name)
+    return {**data, "problem_note": "unavailable: its checkpoint could not be loaded"} if data["problem"] else data
+
+
+def _status(update: pg.PlaygroundUpdate, reference: str) -> str:
+    entry = lab.entry(reference)
+    return pages.playground_status(update, entry.metrics, entry.method.title)
+
+
+@user_errors
+async def playground(request: gr.Request, reference: str, **controls):
+    """Train the visitor's network, yielding the chart's data (core.playground.chart: the run so far beside the
+    reference, drawn in the browser) and the status after every epoch (and the run itself, for the Stop button
+    and a later change of reference). `controls` are the settings widgets' values by PlaygroundSettings field
+    name (the event's inputs_kwargs), never by position. An update is JSON built in a few milliseconds: no
+    figure is drawn on the server, so epochs follow each other with no pause in between.
+
+    An async generator so that a cancelled or abandoned run is noticed at once: each epoch runs in a worker
+    thread that the event loop stops waiting for (abandon_on_cancel), and the finally block flips the stop
+    switch train_epochs checks before every batch, so the thread ends within a batch and the concurrency
+    slot is free for the next visitor."""
+    settings = pg.settings_from_inputs(controls)
+    ref = _reference(reference)
+    stop = threading.Event()
+    key = getattr(request, "session_hash", None) or str(id(stop))
+    _stops[key] = stop
+    steps = pg.stream_training(settings, stop)
+    no_training.clear()
+    try:
+        while (update := await anyio.to_thread.run_sync(next, steps, None, abandon_on_cancel=True)) is not None:
+            yield pg.chart(update, ref), _status(update, reference), (update, reference)
+    finally:
+        stop.set()  # finished, failed, cancelled or disconnected: the training thread stops within a batch
+        no_training.set()
+        if _stops.get(key) is stop:
+            del _stops[key]
+
+
+def playground_ended(last):
+    """The status after a Train click that led to no run, or to one cut short (the train event failed: a
+    refused setting, whose message is a toast, or a cancelled run): what the page shows again, the text before
+    any run or the last run's final status. A run cut short keeps its own (stop_playground's, or the last
+    epoch's beside the error's toast)."""
+    if last is None:
+        return pages.PLAYGROUND_IDLE
+    return _status(*last) if last[0].done else gr.skip()
+
+
+async def stop_playground(last, request: gr.Request):
+    """The Stop button: flip the session's stop switch. The button also cancels the train event, which
+    drops a run still waiting in the queue and ends a running one before it can say so: the status saying
+    where it stopped comes from here, from the last epoch the page showed."""
+    stop = _stops.get(getattr(request, "session_hash", None) or "")
+    if stop is not None:
+        stop.set()
+    if last is None or last[0].done:  # no run going (a run waiting in the queue is dropped)
+        return playground_ended(last)
+    update, reference = last
+    why = f"stopped at your request during epoch {update.epoch + 1}"
+    return _status(replace(update, stopped=why, done=True), reference)
+
+
+@user_errors
+def redraw_playground(last, reference: str):
+    """A new reference: the last run redrawn beside it, or before any run the reference alone. (A run in
+    progress keeps its own.)"""
+    if last is not None and not last[0].done:
+        return gr.skip(), gr.skip()
+    if last is None:
+        return pg.chart(None, _reference(reference)), gr.skip()
+    return pg.chart(last[0], _reference(reference)), _status(last[0], reference)
+
+
+def playground_controls() -> dict[str, gr.components.Component]:
+    """The settings widgets, each under the PlaygroundSettings field it sets; their defaults are the baseline."""
+    d = pg.PlaygroundSettings()
+    return {
+        "depth": widgets.RawSlider(*pg.DEPTH, value=d.depth, step=1, label="Depth (hidden layers)"),
+        "width": widgets.RawSlider(*pg.WIDTH, value=d.width, step=8, label="Width (units per layer)"),
+        "activation": gr.Radio(list(pg.ACTIVATIONS), value=d.activation, label="Activation"),
+        "init_std": widgets.RawNumber(d.init_std,
+                                      label=f"Init std (weights ~ N(0, std); 0 < std ≤ {pg.INIT_STD_MAX:g})"),
+        "norm": gr.Radio(list(pg.NORMS), value=d.norm, label="Normalization"),
+        "skips": gr.Checkbox(d.skips, label="Skip connections (1→3, 4→6, ...; depth ≥ 3)"),
+        "grad_norm": gr.Checkbox(d.grad_norm, label="Gradient normalization"),
+        "optimizer": gr.Radio(list(pg.OPTIMIZERS), value=d.optimizer, label="Optimizer"),
+        "lr": widgets.RawNumber(d.lr, label=f"Learning rate (0 < lr ≤ {pg.LR_MAX:g})"),
+        "epochs": widgets.RawSlider(*pg.EPOCHS, value=d.epochs, step=1, label="Epochs"),
+        "train_size": widgets.RawSlider(*pg.TRAIN_SIZE, value=d.train_size, step=500, label="Training images"),
+        "batch_size": gr.Dropdown([32, 64, 128, 256, 512, 1024, 2048], value=d.batch_size, label="Batch size"),
+    }
+
+
+def tab(the_lab: Lab, choices) -> None:
+    """The Playground tab and its events, for the app's `the_lab` (the pre-trained references)."""
+    global lab
+    lab = the_lab
+    with gr.Tab("Playground"):
+        gr.Markdown(pages.PLAYGROUND_INTRO)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                controls = playground_controls()
+                reference = gr.Dropdown(choices, value="baseline",
+                                        label="Reference: a pre-trained method shown beside yours")
+                with gr.Row():
+                    train_button = gr.Button("Train", variant="primary")
+                    stop_button = gr.Button("Stop", variant="stop")
+            with gr.Column(scale=2):
+                status = gr.Markdown(pages.PLAYGROUND_IDLE, elem_id="playground-status")
+                # your run (left) beside the reference at the same epoch, as on Compare; before a run, the
+                # reference alone
+                chart = widgets.chart(pg.chart(None, _reference("baseline")), "playground-chart",
+                               "Your network vs the reference: per-layer diagnostics and training curves (data)")
+        last = gr.State(None)  # (last update, reference) of the session's run: for Stop and redraws
+    shown = [chart, status]
+    # One Playground run at a time for everyone (its own concurrency group, so it never takes the other
+    # tabs' workers); later visitors wait in the queue and see their position on the chart. The settings
+    # reach playground() by name; an API caller sends them in the controls' order, then the reference.
+    # the status says at once that the click was taken (in the browser, with no request); the run's updates
+    # replace it, and if none comes (a refused setting, a run dropped from the queue) the text it replaced
+    # comes back
+    train_button.click(None, None, status, js=f"() => {json.dumps(pages.PLAYGROUND_STARTING)}",
+                       api_visibility="private")
+    train = train_button.click(
+        playground, inputs_kwargs={**controls, "reference": reference}, outputs=[*shown, last], api_name="playground",
+        api_visibility="undocumented", concurrency_limit=1, concurrency_id="playground", show_progress_on=[chart])
+    train.failure(playground_ended, last, status, api_visibility="private", concurrency_limit=None,
+                  concurrency_id="playground_stop")
+    stop_button.click(stop_playground, last, status, api_name="playground_stop", api_visibility="undocumented",
+                      cancels=[train], concurrency_limit=None, concurrency_id="playground_stop")
+    reference.change(redraw_playground, [last, reference], shown, api_visibility="private", concurrency_limit=2)
