@@ -15,14 +15,13 @@ import math
 from dataclasses import asdict, dataclass
 
 from . import history
-from .plots import KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
+from .plots import CHANCE, KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
 
 __all__ = ["CURVES", "DEFAULT_STAT", "NOT_RECORDED", "STATS", "Stat", "log_limits", "method_data", "pair_data",
            "reasons_like_history", "until"]
 
 NOT_RECORDED = "not recorded"
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
-CHANCE = 0.1
 
 
 @dataclass(frozen=True)
