@@ -120,9 +120,6 @@ class Lab:
         return [f"`{name}`: {e.error}" for name, e in self.entries.items() if e.error]
 
     # --- Compare ------------------------------------------------------------------------------------
-    def gradient_flow(self, left: str, right: str, epoch: int | None = None) -> Figure:
-        return plots.gradient_flow_figure(self.entry(left).metrics, self.entry(right).metrics, epoch)
-
     @torch.no_grad()
     def predictions(self, name: str) -> Figure:
         e = self.entry(name)
