@@ -42,9 +42,9 @@ STATS = {s.key: s for s in (
     Stat("grad_mean_abs", "Weight gradient", KEY_LABELS["grad_mean_abs"][1],
          "How much gradient reaches each layer's weights. It scales with the layer's input, so hidden1 "
          "(fed raw pixels) is not like the others.", log=True),
-    Stat("error_mean_abs", "Error |∂L/∂z|", "mean |∂L/∂z| per unit (the bias gradient)",
-         "The error signal arriving at each layer (the bias gradient): unlike the weight gradient it does not "
-         "scale with the layer's input.", log=True),
+    Stat("error_mean_abs", "Error |∂L/∂z|", KEY_LABELS["error_mean_abs"][1],
+         "The error signal arriving at each layer's pre-activation z, per image: unlike the weight gradient it "
+         "does not scale with the layer's input.", log=True),
     Stat("update_ratio", "Update / weight", KEY_LABELS["update_ratio"][1],
          "How far one step's update moves the weights relative to their size: around 1e-3 is healthy, far below "
          "it the layer barely learns.", log=True, guide=1e-3, guide_label="healthy ≈ 1e-3"),

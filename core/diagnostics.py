@@ -5,9 +5,12 @@ How the numbers are taken:
   averaged over every training batch of the epoch (grad_max_abs: the max over them), i.e. over the
   gradients that actually moved the model. Epoch 0 (before any update) averages a few probe batches of
   training data through the untouched model instead.
-- error_mean_abs is mean |dL/db| of the layer's bias, taken the same way: the backpropagated error
-  dL/dz at the layer's pre-activation, averaged over the batch. Unlike the weight gradient (error times
-  the layer's input) it does not scale with the input, so raw pixels do not inflate the first layer's.
+- error_mean_abs is the backpropagated error: mean |dl/dz| over the batch's images and the layer's units,
+  where z is the Linear's output and l each image's own loss (the batch loss is their mean, so this is the
+  batch size times mean |dL/dz|), averaged over the batches the same way. Unlike the weight gradient (error
+  times the layer's input) it does not scale with the input, so raw pixels do not inflate the first layer's.
+  It is taken per image, not from the bias gradient (the batch's errors summed): BatchNorm and the custom
+  normalization subtract the batch mean, so their bias gradient is ~0 whatever error flows through them.
 - update_ratio is the std of the actual update a step made to the weights (whatever the optimizer:
   for SGD that is lr * grad) over the std of the weights, averaged over every 4th step of the epoch
   (a sample: measuring every step costs noticeably more; `python -m bench.training` prints how much).
@@ -52,16 +55,35 @@ def _stds(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 class LayerRecorder:
-    """Accumulates the gradient and update statistics of each Linear over the batches of one epoch."""
+    """Accumulates the gradient and update statistics of each Linear over the batches of one epoch.
+
+    While attached (a context manager) it watches each Linear's output z for its gradient; that only
+    reads the gradient, so the training run is the same with or without it."""
 
     def __init__(self, linears: list[tuple[str, nn.Linear]]):
         self.linears = linears
+        self._errors: list[torch.Tensor | None] = [None] * len(linears)
+        self._hooks: list = []
         self.reset()
+
+    def __enter__(self) -> LayerRecorder:
+        for i, (_, linear) in enumerate(self.linears):
+            self._hooks.append(linear.register_forward_hook(lambda _m, _inp, z, i=i: self._watch(i, z)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+
+    def _watch(self, i: int, z: torch.Tensor) -> None:
+        if z.requires_grad:  # a forward pass that will be backpropagated (not evaluation, not a frozen prefix)
+            z.register_hook(lambda g: self._errors.__setitem__(i, g.detach().abs().sum() / g.shape[-1]))
 
     def reset(self) -> None:
         n = len(self.linears)
         self.batches = torch.zeros(n)
-        self.sums = torch.zeros(n, 3)  # mean |g|, ||g||, mean |bias g|
+        self.sums = torch.zeros(n, 3)  # mean |g|, ||g||, mean |dl/dz| per image
         self.max = torch.zeros(n)
         self.steps = torch.zeros(n)
         self.ratio_sum = torch.zeros(n)
@@ -77,10 +99,11 @@ class LayerRecorder:
             g = linear.weight.grad
             if g is not None:
                 lo, hi = torch.aminmax(g)  # max |g| without materializing |g| twice
-                b = linear.bias.grad
+                error = self._errors[i]
                 rows.append(torch.stack([g.abs().sum() / g.numel(), torch.linalg.vector_norm(g),
-                                         b.abs().mean() if b is not None else g.new_tensor(float("nan")), -lo, hi]))
+                                         error if error is not None else g.new_tensor(float("nan")), -lo, hi]))
                 seen.append(i)
+        self._errors = [None] * len(self.linears)
         if not rows:
             return
         stats = torch.stack(rows)

@@ -46,7 +46,7 @@ KEY_LABELS = {
     "weight_std": ("std(W)", "std(W)"),
     "rel_weight_change": ("‖W−W₀‖/‖W₀‖", "‖W − W₀‖ / ‖W₀‖"),
     "saturation": ("saturation", "fraction of saturated units"),
-    "error_mean_abs": ("mean|error|", "mean |∂L/∂b| per unit"),  # the bias gradient = backpropagated error
+    "error_mean_abs": ("mean|error|", "mean |∂ℓ/∂z| per image and unit"),  # the backpropagated error
     "activation_std": ("std(act)", "std of the layer's activations"),
 }
 

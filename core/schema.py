@@ -137,12 +137,12 @@ class Layer(TypedDict):
     grad_mean_abs: Stat
     grad_max_abs: Stat
     grad_norm: Stat
-    error_mean_abs: NotRequired[Stat]  # (recorded since the seeds 45+)
+    error_mean_abs: NotRequired[Stat]  # per image (core.diagnostics); files recorded before it lack it
     update_ratio: Stat
     weight_std: Stat
     rel_weight_change: Stat
     saturation: StatFraction
-    activation_std: NotRequired[Stat]  # (recorded since the seeds 45+)
+    activation_std: NotRequired[Stat]  # files recorded before it lack it
 
 
 class Row(TypedDict):

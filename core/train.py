@@ -1,6 +1,7 @@
 """Train a registry method on FashionMNIST, recording per-layer diagnostics every epoch."""
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -94,40 +95,42 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
             return {"epoch": epoch, "stage": stage_number, "train_loss": train_loss, "train_acc": train_acc,
                     "val_loss": val_loss, "val_acc": val_acc, "layers": layers}
 
-        if stage_index == 0:
-            if diagnostics:
-                _init_gradients(model, recorder, data.train, method.batch_size, stage.depth, gen)
-            yield EpochUpdate(model, row(*evaluate(model, data.train, stage.depth)), total)
-        for _ in range(method.epochs):
-            epoch += 1
-            recorder.reset()
-            loss_sum, correct, stopped = torch.zeros(()), torch.zeros((), dtype=torch.long), None
-            for idx in torch.randperm(len(data.train), generator=gen).split(method.batch_size):
-                if should_stop is not None and should_stop():
+        # the recorder watches the layers' outputs for the backpropagated error only while this stage trains
+        with recorder if diagnostics else contextlib.nullcontext():
+            if stage_index == 0:
+                if diagnostics:
+                    _init_gradients(model, recorder, data.train, method.batch_size, stage.depth, gen)
+                yield EpochUpdate(model, row(*evaluate(model, data.train, stage.depth)), total)
+            for _ in range(method.epochs):
+                epoch += 1
+                recorder.reset()
+                loss_sum, correct, stopped = torch.zeros(()), torch.zeros((), dtype=torch.long), None
+                for idx in torch.randperm(len(data.train), generator=gen).split(method.batch_size):
+                    if should_stop is not None and should_stop():
+                        return
+                    x, y = data.train.x.index_select(0, idx), data.train.y.index_select(0, idx)
+                    logits = model(x, stage.depth)
+                    loss = F.cross_entropy(logits, y)
+                    if not torch.isfinite(loss):
+                        stopped = f"loss became {loss.item()} in epoch {epoch}; training stopped there"
+                        break
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if diagnostics:
+                        recorder.after_backward()
+                        recorder.before_step()
+                    optimizer.step()
+                    if diagnostics:
+                        recorder.after_step()
+                    loss_sum += loss.detach() * len(y)
+                    correct += (logits.argmax(1) == y).sum()
+                if scheduler is not None:
+                    scheduler.step()
+                n = len(data.train)
+                record = row(loss_sum.item() / n, correct.item() / n, epoch)
+                yield EpochUpdate(model, record, total, stopped)
+                if stopped:
                     return
-                x, y = data.train.x.index_select(0, idx), data.train.y.index_select(0, idx)
-                logits = model(x, stage.depth)
-                loss = F.cross_entropy(logits, y)
-                if not torch.isfinite(loss):
-                    stopped = f"loss became {loss.item()} in epoch {epoch}; training stopped there"
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if diagnostics:
-                    recorder.after_backward()
-                    recorder.before_step()
-                optimizer.step()
-                if diagnostics:
-                    recorder.after_step()
-                loss_sum += loss.detach() * len(y)
-                correct += (logits.argmax(1) == y).sum()
-            if scheduler is not None:
-                scheduler.step()
-            n = len(data.train)
-            record = row(loss_sum.item() / n, correct.item() / n, epoch)
-            yield EpochUpdate(model, record, total, stopped)
-            if stopped:
-                return
 
 
 def train_method(method: Method, data: FashionMNIST, progress: bool = False, diagnostics: bool = True

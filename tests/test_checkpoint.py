@@ -214,15 +214,15 @@ def test_nan_weights_are_refused(saved):
 
 
 def test_older_and_newer_metrics_both_validate(tmp_path):
-    """Committed metrics without error_mean_abs / activation_std / head_init, and newer ones with them."""
-    old = json.loads((ROOT / "checkpoints" / "relu" / "metrics.json").read_text())
+    """A committed seed file without error_mean_abs / activation_std / head_init, and newer metrics with them."""
+    old = json.loads((ROOT / "checkpoints" / "relu" / "seeds" / "43.json").read_text())
     assert "head_init" not in old["config"] and "error_mean_abs" not in old["history"][0]["layers"][0]
     new = fake_run("layerwise_6")
     for row in new["history"]:
         for layer in row["layers"]:
             layer.update(error_mean_abs=0.5, activation_std=None if layer["name"] == "output" else 0.2)
     assert new["config"]["head_init"] == "default"
-    for run, checkpoint in ((old, True), (new, False)):
+    for run, checkpoint in ((old, False), (new, False)):
         write_json(tmp_path / "run.json", run, compact=True)
         assert read_metrics(tmp_path / "run.json", checkpoint=checkpoint) == run
     with pytest.raises(CheckpointError, match="weights_sha256: missing"):  # a seed file need not have it

@@ -235,7 +235,7 @@ def test_gradient_flow_backpropagated_error_on_a_log_axis_with_its_ratio():
     ratio = layer(m, 3, "hidden1")["error_mean_abs"] / layer(m, 3, "output")["error_mean_abs"]
     (text,) = [t.get_text() for t in ax.texts if t.get_gid() == "ratio"]
     assert text.startswith("hidden1 / output mean|error|") and f"{ratio:.1e}" in text
-    assert "∂L/∂b" in ax.get_ylabel()
+    assert "∂ℓ/∂z" in ax.get_ylabel()
 
 
 def test_gradient_flow_activation_std_on_a_linear_axis_without_output():

@@ -6,10 +6,12 @@ from dataclasses import replace
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from core.checkpoint import load_checkpoint
-from core.diagnostics import LAYER_KEYS
+from core.diagnostics import LAYER_KEYS, LayerRecorder
 from core.methods import METHODS, get_method
+from core.models import DeepMLP
 from core.train import train_epochs, train_method
 
 ROOT_KEYS = {"method", "seed", "config", "epochs", "train_seconds", "test_acc", "test_loss", "history"}
@@ -44,6 +46,47 @@ def test_sigmoid_baseline_gradient_vanishes_at_init(tiny):
     relu = next(train_epochs(replace(METHODS["batchnorm"], epochs=1), tiny)).record
     relu_grads = [l["grad_mean_abs"] for l in relu["layers"]]
     assert relu_grads[0] > 0.01 * relu_grads[-2]  # a cure keeps them within two orders of magnitude
+
+
+@pytest.mark.parametrize("name", ["batchnorm", "baseline", "skip", "grad_norm"])
+def test_error_is_the_backpropagated_error_per_image(name, tiny):
+    """error_mean_abs = mean |dl/dz| over images and units (batch size x mean |dL/dz|), checked against
+    autograd; for BatchNorm it is not the ~0 bias gradient (the batch mean cancels there)."""
+    torch.manual_seed(0)
+    model = DeepMLP(METHODS[name].model).train()
+    x, y = tiny.train.x[:256], tiny.train.y[:256]
+    zs = []
+    loss = F.cross_entropy(model.head(model.features(x, preactivations=zs)), y)
+    expected = [len(x) * g.abs().mean().item()
+                for g in torch.autograd.grad(loss, [*zs, model.head.weight], retain_graph=True)[:-1]]
+    recorder = LayerRecorder(model.named_linears())
+    with recorder:
+        model.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        recorder.after_backward()
+    errors = [row["error_mean_abs"] for row in recorder.gradient_stats()]
+    assert errors[:-1] == pytest.approx(expected, rel=1e-4)
+    probs = torch.softmax(model(x), 1).detach()  # the output layer's error is softmax - one-hot, per image
+    assert errors[-1] == pytest.approx((probs - F.one_hot(y, 10)).abs().mean().item(), rel=1e-4)
+    if name == "batchnorm":
+        assert min(errors[:-1]) > 1e-3
+        assert max(lin.bias.grad.abs().mean().item() for lin in model.linears) < 1e-6
+    model.zero_grad()
+    F.cross_entropy(model(x), y).backward()  # after the with block nothing watches z: no error, not a wrong one
+    recorder.after_backward()
+    stats = recorder.gradient_stats()
+    assert all(row["error_mean_abs"] is None and row["grad_mean_abs"] > 0 for row in stats)
+
+
+@pytest.mark.parametrize("name", ["batchnorm", "layerwise"])
+def test_watching_the_error_does_not_change_training(name, tiny, monkeypatch):
+    method = replace(METHODS[name], epochs=1)
+    watched, metrics = train_method(method, tiny)
+    assert metrics["history"][-1]["layers"][0]["error_mean_abs"] > 0
+    monkeypatch.setattr(LayerRecorder, "__enter__", lambda self: self)  # no hooks on z
+    unwatched, metrics = train_method(method, tiny)
+    assert metrics["history"][-1]["layers"][0]["error_mean_abs"] is None
+    assert all(torch.equal(v, unwatched.state_dict()[k]) for k, v in watched.state_dict().items())
 
 
 def test_same_seed_same_metrics(tiny):
