@@ -181,7 +181,9 @@ def test_about_explains_every_diagnostic_with_committed_numbers():
     quoted = [("baseline", "hidden1", "grad_mean_abs"), ("baseline", "output", "grad_mean_abs"),
               ("batchnorm", "hidden1", "grad_mean_abs"), ("batchnorm", "output", "grad_mean_abs"),
               ("baseline", "output", "update_ratio"), ("baseline", "hidden1", "update_ratio"),
-              ("baseline", "hidden1", "rel_weight_change")]
+              ("baseline", "hidden1", "rel_weight_change"), ("baseline", "hidden1", "error_mean_abs"),
+              ("baseline", "output", "error_mean_abs"), ("batchnorm", "hidden1", "error_mean_abs"),
+              ("batchnorm", "output", "error_mean_abs")]
     for q in quoted:
         assert pages.power_of_ten(_last(*q)) in section, q
     bn_ratios = [_last("batchnorm", f"hidden{i}", "update_ratio") for i in range(1, 8)]
@@ -193,6 +195,10 @@ def test_about_explains_every_diagnostic_with_committed_numbers():
     test_acc = json.loads((ROOT / "checkpoints" / "weight_std_10" / "metrics.json").read_text())["test_acc"]
     assert f"stays at {test_acc:.1%}" in section
     assert all(_last("baseline", f"hidden{i}", "saturation") == 0 for i in range(1, 8))
+    for name, words in (("baseline", "the baseline's hidden layers spread"), ("batchnorm", "and BatchNorm's"),
+                        ("weight_std_10", "but init std 10's reach")):
+        stds = [_last(name, f"hidden{i}", "activation_std") for i in range(1, 8)]
+        assert f"{words} {min(stds):.2f}–{max(stds):.2f}" in section, name
 
 
 def test_about_quotes_the_example_sneaker_gradients(lab):
