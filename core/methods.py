@@ -120,7 +120,9 @@ METHODS: dict[str, Method] = {m.name: m for m in [
              "The public reference notebook's schedule: the same four sub-models in 6 trainings, "
              "[A] → [A frozen + B] → [A, B frozen + C] → [A, B, C] → [A, B, C frozen + D] → [all], each with a "
              "fresh output head in nn.Linear's default init. Unlike our 7 stages it never fine-tunes A+B "
-             "together.", stages=REFERENCE_LAYERWISE_STAGES, head_init="default"),
+             "together. Its seeds end in two groups, parting in the fourth training: one like the reference's "
+             "own run, one well above it; this checkpoint (seed 42) is from the upper one.",
+             stages=REFERENCE_LAYERWISE_STAGES, head_init="default"),
     variant("grad_norm", "Gradient normalization",
              "After each hidden activation, a layer that is the identity forward and rescales the gradient to "
              "zero mean and unit std backward, so it cannot fade with depth. With SGD lr 0.01 (the reference's "
