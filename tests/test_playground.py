@@ -198,7 +198,12 @@ def test_until_cuts_a_method_to_its_first_epochs_and_refits_its_ranges():
     cut = charts.until(data, 3)
     assert cut["epochs"] == [0, 1, 2, 3] and cut["labels"][-1] == "epoch 3" and len(cut["curves"]["val_acc"]) == 4
     assert cut["stats"]["grad_mean_abs"]["values"] == data["stats"]["grad_mean_abs"]["values"][:4]
-    assert cut["stats"]["error_mean_abs"] == data["stats"]["error_mean_abs"]  # {"missing": ...} stays
+    assert cut["stats"]["error_mean_abs"]["values"] == data["stats"]["error_mean_abs"]["values"][:4]
+    for row in m["history"]:  # a file recorded before the statistic existed: its {"missing": ...} stays
+        for layer in row["layers"]:
+            del layer["error_mean_abs"]
+    old = charts.method_data("baseline", "Baseline", m)
+    assert charts.until(old, 3)["stats"]["error_mean_abs"] == {"missing": charts.NOT_RECORDED}
     values = [v for row in cut["stats"]["grad_mean_abs"]["values"] for v in row if not isinstance(v, str)]
     assert cut["range"]["grad_mean_abs"] == [min(v for v in values if v > 0), max(values)]
     assert charts.until(data, 500) is data and data["epochs"][-1] == 100  # nothing to cut; the original untouched
