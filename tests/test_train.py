@@ -57,8 +57,7 @@ def test_error_is_the_backpropagated_error_per_image(name, tiny):
     x, y = tiny.train.x[:256], tiny.train.y[:256]
     zs = []
     loss = F.cross_entropy(model.head(model.features(x, preactivations=zs)), y)
-    expected = [len(x) * g.abs().mean().item()
-                for g in torch.autograd.grad(loss, [*zs, model.head.weight], retain_graph=True)[:-1]]
+    expected = [len(x) * g.abs().mean().item() for g in torch.autograd.grad(loss, zs)]
     recorder = LayerRecorder(model.named_linears())
     with recorder:
         model.zero_grad()
