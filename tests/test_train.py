@@ -71,10 +71,24 @@ def test_error_is_the_backpropagated_error_per_image(name, tiny):
         assert min(errors[:-1]) > 1e-3
         assert max(lin.bias.grad.abs().mean().item() for lin in model.linears) < 1e-6
     model.zero_grad()
-    F.cross_entropy(model(x), y).backward()  # after the with block nothing watches z: no error, not a wrong one
+    F.cross_entropy(model(x[:64]), y[:64]).backward()  # after the with block nothing watches z: no error added
     recorder.after_backward()
-    stats = recorder.gradient_stats()
-    assert all(row["error_mean_abs"] is None and row["grad_mean_abs"] > 0 for row in stats)
+    assert [row["error_mean_abs"] for row in recorder.gradient_stats()] == errors
+    assert recorder.batches.tolist() == [2] * len(errors)
+
+
+def test_error_is_sampled_on_the_steps_the_update_ratio_samples(tiny):
+    model = DeepMLP(METHODS["baseline"].model).train()
+    recorder = LayerRecorder(model.named_linears())
+    with recorder:
+        for _ in range(6):
+            model.zero_grad()
+            F.cross_entropy(model(tiny.train.x[:32]), tiny.train.y[:32]).backward()
+            recorder.after_backward()
+            recorder.before_step()
+            recorder.after_step()
+    assert recorder.error_batches.tolist() == [2] * 8 == recorder.steps.tolist()  # steps 1 and 5
+    assert recorder.batches.tolist() == [6] * 8
 
 
 @pytest.mark.parametrize("name", ["batchnorm", "layerwise"])
