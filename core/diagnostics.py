@@ -78,11 +78,15 @@ class LayerRecorder:
         self._hooks.clear()
 
     def _watch(self, i: int, z: torch.Tensor) -> None:
-        # only on the steps before_step samples: a tensor hook and a reduction per layer on every step cost
-        # ~7% of an epoch; skipping the requires_grad=False passes (evaluation, a frozen prefix)
-        if z.requires_grad and self._step % UPDATE_SAMPLE_EVERY == 0:
+        # only on the sampled steps: a tensor hook and a reduction per layer on every step cost ~7% of an
+        # epoch; skipping the requires_grad=False passes (evaluation, a frozen prefix)
+        if z.requires_grad and self._sampling():
             # the L1 norm sums |g| without materialising |g|
             z.register_hook(lambda g: self._errors.__setitem__(i, torch.linalg.vector_norm(g, 1) / g.shape[-1]))
+
+    def _sampling(self) -> bool:
+        """Whether the step under way (its forward, backward and update) is one of the sampled ones."""
+        return self._step % UPDATE_SAMPLE_EVERY == 0
 
     def reset(self) -> None:
         n = len(self.linears)
@@ -128,8 +132,8 @@ class LayerRecorder:
 
     @torch.no_grad()
     def before_step(self) -> None:
+        sampled = self._sampling()
         self._step += 1
-        sampled = (self._step - 1) % UPDATE_SAMPLE_EVERY == 0
         self._before = [linear.weight.detach().clone() if sampled and linear.weight.requires_grad else None
                         for _, linear in self.linears]
 
