@@ -41,9 +41,19 @@ def _warn_unavailable(*names: str) -> None:
 # --- Compare, Classify, Results ----------------------------------------------------------------------
 @user_errors
 def compare(left: str, right: str):
-    """The pair's cards, PNG figures and epoch range (the outputs /compare has always had, in that order),
-    then the browser chart's data (core.charts.pair_data): all of it composed from per-method parts made
-    once, so any pair answers in milliseconds."""
+    """Compare two trained methods of the Vanishing Gradient Lab (a 7-layer sigmoid MLP on FashionMNIST and its
+    cures): their cards, figures and every recorded epoch's per-layer diagnostics, for a baseline and a cure.
+
+    Args:
+        left: the name of a trained method, e.g. "baseline".
+        right: the name of a second method, e.g. "batchnorm".
+
+    Returns:
+        Both method cards (markdown: description, recipe, test accuracy over seeds), the gradient-flow,
+        training-curve and weight-change figures (PNG), both prediction grids (PNG), the epoch range, and the
+        chart's data: per method and recorded epoch, each layer's gradient, error, update ratio, saturation,
+        activation spread and weight change.
+    """
     c = lab.rendered_comparison(left, right)
     _warn_unavailable(left, right)
     return (*c.cards, c.gradient_flow, c.curves, c.weight_change, *c.predictions,
@@ -52,6 +62,18 @@ def compare(left: str, right: str):
 
 @user_errors
 def classify(image, left: str, right: str):
+    """Classify a photo of a clothing item with two trained methods (FashionMNIST classes: T-shirt/top,
+    Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot). The photo is turned into what the
+    models were trained on: grayscale, light item on black, cropped, 28x28.
+
+    Args:
+        image: the photo (PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF; at most 20 MB).
+        left: the name of a trained method, e.g. "baseline".
+        right: the name of a second method, e.g. "best".
+
+    Returns:
+        Each method's five most likely classes with their probabilities.
+    """
     if image is None:
         raise ImageError("Upload, paste or pick an image first")
     probs_left, probs_right, _ = lab.classify(image, left, right)
@@ -61,10 +83,20 @@ def classify(image, left: str, right: str):
 
 @user_errors
 def explain(image, left: str, right: str):
-    """/explain: each method's input-gradient map |d logit of its predicted class / d pixel| for the image, both
-    on one shared logarithmic colour scale; that scale as a colour bar with its tick values; and each side's
-    numbers as JSON (Lab.explain: predicted class, mean |gradient| reaching the input and hidden layer 1's
-    pre-activation, the scale; a method whose checkpoint is unavailable: "available": false and why)."""
+    """How much gradient reaches each pixel of a photo in two trained methods: the map |d logit of the
+    predicted class / d pixel| of each, on one shared logarithmic colour scale. A model whose gradient vanishes
+    (the sigmoid baseline) gets a map near black.
+
+    Args:
+        image: the photo (as for classify).
+        left: the name of a trained method, e.g. "baseline".
+        right: the name of a second method, e.g. "batchnorm".
+
+    Returns:
+        Both maps (PNG), the colour bar with its tick values, and per method its numbers: predicted class, mean
+        |gradient| reaching the input and hidden layer 1's pre-activation, the shared scale (or, for a method
+        whose checkpoint is unavailable, "available": false and why).
+    """
     if image is None:
         raise ImageError("Upload, paste or pick an image first")
     e = lab.explain(image, left, right)
@@ -213,6 +245,9 @@ if __name__ == "__main__":
     lab.warm(pairs=[DEFAULT_PAIR])
     threading.Thread(target=lambda: (pg.warm(), lab.warm(pause=playground_tab.no_training.wait)),
                      daemon=True).start()
+    # mcp_server: every public endpoint is also an MCP tool for agents (/gradio_api/mcp/), described by its
+    # docstring
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
-                max_file_size=MAX_BYTES, show_error=True, head=f"<style>{(ASSETS / 'page.css').read_text()}</style>")
+                max_file_size=MAX_BYTES, show_error=True, head=f"<style>{(ASSETS / 'page.css').read_text()}</style>",
+                mcp_server=True)

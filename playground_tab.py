@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import anyio
 import gradio as gr
+import torch
 
 import widgets
 from core import pages
@@ -15,7 +16,13 @@ from core import playground as pg
 from core.lab import Lab
 from widgets import user_errors
 
+try:  # on a ZeroGPU Space, calls decorated with spaces.GPU get a GPU; the app runs without the package too
+    import spaces
+except ImportError:
+    spaces = None
+
 lab: Lab  # the app's, set by tab(): the pre-trained methods a run is shown beside
+GPU_MARGIN = 30  # seconds of GPU asked for beyond the run's time limit: loading the data, the final test pass
 
 _stops: dict[str, threading.Event] = {}  # session hash -> the stop switch of its running training
 # Cleared while a Playground run trains: the app's start-up work (lab.warm) waits for it between steps.
@@ -34,6 +41,20 @@ def _status(update: pg.PlaygroundUpdate, reference: str) -> str:
     return pages.playground_status(update, entry.metrics, entry.method.title)
 
 
+def _train(settings: pg.PlaygroundSettings, stop: pg.StopSwitch, time_limit: float):
+    """The run's epochs, on the GPU when there is one (on ZeroGPU: only inside this call), else the CPU."""
+    yield from pg.stream_training(settings, stop, time_limit, "cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _gpu_seconds(settings: pg.PlaygroundSettings, stop: pg.StopSwitch, time_limit: float) -> int:
+    """How long a run may hold a ZeroGPU GPU: its time limit (it never trains longer) and a margin."""
+    return int(time_limit) + GPU_MARGIN
+
+
+# The Playground's training, on the GPU when the Space has one: spaces.GPU is effect-free off ZeroGPU.
+train = spaces.GPU(duration=_gpu_seconds)(_train) if spaces is not None else _train
+
+
 @user_errors
 async def playground(request: gr.Request, reference: str, **controls):
     """Train the visitor's network, yielding the chart's data (core.playground.chart: the run so far beside the
@@ -48,16 +69,20 @@ async def playground(request: gr.Request, reference: str, **controls):
     slot is free for the next visitor."""
     settings = pg.settings_from_inputs(controls)
     ref = _reference(reference)
-    stop = threading.Event()
+    stop = pg.StopSwitch()
     key = getattr(request, "session_hash", None) or str(id(stop))
     _stops[key] = stop
-    steps = pg.stream_training(settings, stop)
+    steps = train(settings, stop, pg.TIME_LIMIT)
     no_training.clear()
     try:
         while (update := await anyio.to_thread.run_sync(next, steps, None, abandon_on_cancel=True)) is not None:
             yield pg.chart(update, ref), _status(update, reference), (update, reference)
     finally:
         stop.set()  # finished, failed, cancelled or disconnected: the training thread stops within a batch
+        try:
+            steps.close()  # on ZeroGPU the switch cannot reach the worker: closing the stream stops it
+        except ValueError:  # the stream is busy in its abandoned worker thread: the switch ends it there
+            pass
         no_training.set()
         if _stops.get(key) is stop:
             del _stops[key]

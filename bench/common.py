@@ -139,11 +139,12 @@ class AppServer:
     checkpoints: the folder the app serves (VGL_CHECKPOINTS); None = the app's default, the committed ones.
     log: where the server's output goes; None = a temp file, removed by stop() (its tail kept in log_tail()).
     env: extra environment variables. app: another app.py to run (from its own folder: another version of the
-    app, to compare with this one); None = this repository's. Stop it with stop(), or use it as a context manager.
+    app, to compare with this one); None = this repository's. python: the interpreter (another environment's,
+    e.g. the Space build's); None = this one. Stop it with stop(), or use it as a context manager.
     """
 
     def __init__(self, checkpoints: Path | None = None, log: Path | None = None, env: dict | None = None,
-                 timeout: float = 120.0, app: Path | None = None):
+                 timeout: float = 120.0, app: Path | None = None, python: Path | None = None):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         full_env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
@@ -157,7 +158,7 @@ class AppServer:
         self._tail = ""
         self.started = time.perf_counter()
         app = Path(app).resolve() if app is not None else ROOT / "app.py"
-        self.proc = subprocess.Popen([sys.executable, str(app)], cwd=app.parent, env=full_env,
+        self.proc = subprocess.Popen([str(python or sys.executable), str(app)], cwd=app.parent, env=full_env,
                                      stdout=self._log_file, stderr=subprocess.STDOUT)
         try:
             self._wait_until_serving(timeout)

@@ -24,7 +24,7 @@ from .data import SAMPLE_PATH, DatasetError, load_fashion_mnist, load_raw, make_
 from .evaluate import KINDS, accuracy, photo_check, sample_accuracy
 from .methods import METHODS, Method, get_method
 from .results import markdown_table, results_rows, write_readme
-from .train import train_method
+from .train import check_device, train_method
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -53,10 +53,10 @@ def _known_methods(parser: argparse.ArgumentParser, names: list[str] | None) -> 
 # --------------------------------------------------------------------------------------------------- train
 
 def train_and_save(method: Method, out: Path, data_dir: str | None, limit: int | None, metrics_only: bool,
-                   progress: bool = True) -> str:
-    """Train one method and write its checkpoint (or only its metrics); return a one-line summary."""
+                   device: str = "cpu", progress: bool = True) -> str:
+    """Train one method on `device` and write its checkpoint (or only its metrics); return a one-line summary."""
     data = load_fashion_mnist(data_dir, seed=method.seed, limit=limit)
-    model, metrics = train_method(method, data, progress=progress)
+    model, metrics = train_method(method, data, progress=progress, device=device)
     metrics["limit"] = limit
     metrics["sample_acc"] = sample_accuracy(model)
     if metrics_only:
@@ -81,6 +81,10 @@ def train(args, parser) -> int:
             print(f"{m.name:16s} {m.title}")
         return 0
     _known_methods(parser, args.method)
+    try:
+        check_device(args.device)
+    except ValueError as e:
+        parser.error(f"--device {args.device}: {e}")
     if args.seed and len(args.seed) > 1 and not args.metrics_only:
         parser.error("several seeds need --metrics-only (one checkpoint folder per method holds one seed)")
     out = Path(args.out)
@@ -98,7 +102,7 @@ def train(args, parser) -> int:
     chosen = list(METHODS.values()) if args.all else [get_method(n) for n in args.method]
     methods = [replace(m, **{k: v for k, v in (("seed", seed), ("epochs", args.epochs)) if v is not None})
                for seed in (args.seed or [None]) for m in chosen]
-    jobs = [(m, out, args.data_dir, args.limit, args.metrics_only, args.threads) for m in methods]
+    jobs = [(m, out, args.data_dir, args.limit, args.metrics_only, args.device, args.threads) for m in methods]
     start = time.perf_counter()
     if args.jobs == 1:
         for job in jobs:
@@ -222,6 +226,10 @@ def build_parser() -> OneLineParser:
     p.add_argument("--threads", type=_positive, default=1,
                    help="torch threads per run (default: %(default)s, the setting the committed checkpoints were "
                         "trained with: with another count the weights differ in the last bits)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default: what reproduces the committed checkpoints bit for bit) or cuda (faster "
+                        "where there is a GPU; its sums run in another order, so the weights differ in the last "
+                        "bits)")
     p.set_defaults(run=train)
 
     p = commands.add_parser("evaluate", help="re-measure committed checkpoints")

@@ -1,7 +1,8 @@
-"""FashionMNIST as in-memory tensors: find the IDX files, check them, split train/val with a seed."""
+"""FashionMNIST as in-memory tensors: find the IDX files (or fetch them from the Hub), check them, split with a seed."""
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,12 @@ import torch
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-DOWNLOAD_DIR = Path("data")  # torchvision's download target when online
+DOWNLOAD_DIR = Path(__file__).resolve().parent.parent / "data"  # where a download from the Hub is kept
+# The dataset on the Hugging Face Hub (the Space's front matter names it), as the Hub's own Parquet conversion:
+# one file per split, rows of {image: {bytes: PNG}, label}. On a Space this is how the real set arrives.
+HUB_DATASET = "zalando-datasets/fashion_mnist"
+HUB_REVISION = "refs/convert/parquet"
+HUB_FILES = {"train": "fashion_mnist/train/0000.parquet", "test": "fashion_mnist/test/0000.parquet"}
 SAMPLE_PATH = Path(__file__).resolve().parent.parent / "assets" / "fashion_mnist_sample.npz"
 FILES = {  # split -> (images, labels, expected count)
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60_000),
@@ -20,7 +26,7 @@ FILES = {  # split -> (images, labels, expected count)
 }
 HOW_TO_GET = ("install it with `apt-get install dataset-fashion-mnist` (Debian), "
               "pass --data-dir / set VGL_DATA_DIR to a folder holding the four IDX files, "
-              "or run once with internet so torchvision can download it into data/")
+              f"or run once with internet so it is downloaded from the Hub ({HUB_DATASET}) into data/")
 
 
 class DatasetError(RuntimeError):
@@ -82,34 +88,80 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:
-    """Where we look, in order: the explicit folder, $VGL_DATA_DIR, Debian's package, torchvision's folder."""
+    """Where we look, in order: the explicit folder, $VGL_DATA_DIR, Debian's package, the Hub download."""
     explicit = data_dir or os.environ.get("VGL_DATA_DIR")
     if explicit:  # an explicit choice is never silently replaced by another copy
         return [Path(explicit)]
-    return [DEBIAN_DIR, DOWNLOAD_DIR / "FashionMNIST" / "raw"]
+    return [DEBIAN_DIR, DOWNLOAD_DIR]
 
 
 def load_raw(data_dir: str | os.PathLike | None = None, download: bool = True) -> tuple[dict, str]:
-    """Return {'train': (images uint8 [N,28,28], labels uint8 [N]), 'test': ...} and the folder used."""
+    """Return {'train': (images uint8 [N,28,28], labels uint8 [N]), 'test': ...} and where they came from.
+    Without an explicit folder and with `download`, a set found nowhere is fetched from the Hub once."""
     dirs = candidate_dirs(data_dir)
     for folder in dirs:
         paths = {split: (_find(folder, img), _find(folder, lab)) for split, (img, lab, _) in FILES.items()}
         if all(p is not None for pair in paths.values() for p in pair):
             return ({split: (read_idx(paths[split][0], FILES[split][2], True),
                              read_idx(paths[split][1], FILES[split][2], False)) for split in FILES},
-                    str(folder))
+                    HUB_DATASET if folder == DOWNLOAD_DIR else str(folder))
+    why = ""
     if download and not (data_dir or os.environ.get("VGL_DATA_DIR")):
         try:
-            import torchvision
-            for train in (True, False):
-                torchvision.datasets.FashionMNIST(str(DOWNLOAD_DIR), train=train, download=True)
-            return load_raw(DOWNLOAD_DIR / "FashionMNIST" / "raw", download=False)
+            download_from_hub()
+            return load_raw(DOWNLOAD_DIR, download=False)
         except DatasetError:
             raise
-        except Exception:  # offline: fall through to the message that says where we looked
-            pass
-    raise DatasetError("FashionMNIST not found (looked in " + ", ".join(str(d) for d in dirs)
+        except Exception as e:  # offline, or the Hub refused: the message says where we looked, and this
+            why = f"; the download from the Hub failed ({type(e).__name__})"
+    raise DatasetError("FashionMNIST not found (looked in " + ", ".join(str(d) for d in dirs) + why
                        + "); " + HOW_TO_GET)
+
+
+def read_parquet(path: Path, expected_count: int) -> tuple[np.ndarray, np.ndarray]:
+    """One split of the Hub's Parquet conversion -> (images uint8 [N,28,28], labels uint8 [N]), checked as
+    read_idx checks an IDX file. (pyarrow: Parquet is a columnar, compressed format not worth parsing by hand.)"""
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    table = pq.read_table(path, columns=["image", "label"])
+    if table.num_rows != expected_count:
+        raise DatasetError(f"{path.name}: {table.num_rows} rows, expected {expected_count}")
+    images = np.empty((expected_count, 28, 28), np.uint8)
+    for i, cell in enumerate(table.column("image").to_pylist()):
+        with Image.open(io.BytesIO(cell["bytes"])) as im:
+            if im.size != (28, 28) or im.mode != "L":
+                raise DatasetError(f"{path.name}: image {i} is {im.mode} {im.size}, expected L (28, 28)")
+            images[i] = np.asarray(im)
+    labels = np.asarray(table.column("label").to_numpy(), dtype=np.int64)
+    if labels.min() < 0 or labels.max() > 9:
+        raise DatasetError(f"{path.name}: labels out of range 0-9")
+    return images, labels.astype(np.uint8)
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """`array` (uint8 [N,28,28] images or [N] labels) as an uncompressed IDX file, written atomically."""
+    magic = 0x00000803 if array.ndim == 3 else 0x00000801
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(header + np.ascontiguousarray(array, np.uint8).tobytes())
+    os.replace(tmp, path)
+
+
+def download_from_hub(folder: Path = DOWNLOAD_DIR, fetch=None) -> Path:
+    """Fetch both splits of HUB_DATASET and keep them in `folder` as the four IDX files the other sources
+    give (so every later start reads them like Debian's copy). `fetch(filename) -> local path` defaults to
+    huggingface_hub's cached download of the dataset repo at HUB_REVISION."""
+    if fetch is None:
+        from huggingface_hub import hf_hub_download
+        fetch = lambda name: hf_hub_download(HUB_DATASET, name, repo_type="dataset",  # noqa: E731
+                                             revision=HUB_REVISION)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, (images_name, labels_name, count) in FILES.items():
+        images, labels = read_parquet(Path(fetch(HUB_FILES[split])), count)
+        write_idx(folder / images_name, images)
+        write_idx(folder / labels_name, labels)
+    return folder
 
 
 def to_float(images: np.ndarray) -> torch.Tensor:

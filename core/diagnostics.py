@@ -51,7 +51,7 @@ def _stds(tensors: list[torch.Tensor]) -> torch.Tensor:
     per tensor on CPU, which keeps per-step diagnostics cheap."""
     sq = torch.stack(torch._foreach_norm(tensors, 2)) ** 2
     total = torch.stack([t.sum() for t in tensors])
-    n = torch.tensor([t.numel() for t in tensors], dtype=sq.dtype)
+    n = torch.tensor([t.numel() for t in tensors], dtype=sq.dtype, device=sq.device)
     return ((sq - total * total / n) / (n - 1)).clamp_min(0).sqrt()
 
 
@@ -61,8 +61,9 @@ class LayerRecorder:
     While attached (a context manager) it watches each Linear's output z for its gradient; that only
     reads the gradient, so the training run is the same with or without it."""
 
-    def __init__(self, linears: list[tuple[str, nn.Linear]]):
+    def __init__(self, linears: list[tuple[str, nn.Linear]], device: str | torch.device = "cpu"):
         self.linears = linears
+        self.device = torch.device(device)
         self._errors: list[torch.Tensor | None] = [None] * len(linears)
         self._hooks: list = []
         self.reset()
@@ -89,14 +90,14 @@ class LayerRecorder:
         return self._step % UPDATE_SAMPLE_EVERY == 0
 
     def reset(self) -> None:
-        n = len(self.linears)
-        self.batches = torch.zeros(n)
-        self.sums = torch.zeros(n, 2)  # mean |g|, ||g||
-        self.error_sum = torch.zeros(n)  # mean |dl/dz| per image, on the sampled steps
-        self.error_batches = torch.zeros(n)
-        self.max = torch.zeros(n)
-        self.steps = torch.zeros(n)
-        self.ratio_sum = torch.zeros(n)
+        n, zeros = len(self.linears), lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
+        self.batches = zeros(n)
+        self.sums = zeros(n, 2)  # mean |g|, ||g||
+        self.error_sum = zeros(n)  # mean |dl/dz| per image, on the sampled steps
+        self.error_batches = zeros(n)
+        self.max = zeros(n)
+        self.steps = zeros(n)
+        self.ratio_sum = zeros(n)
         self._before: list[torch.Tensor | None] = [None] * n
         self._step = 0
 
@@ -113,7 +114,7 @@ class LayerRecorder:
                 seen.append(i)
         errors = [(i, e) for i, e in enumerate(self._errors) if e is not None]
         if errors:
-            idx = torch.tensor([i for i, _ in errors])
+            idx = torch.tensor([i for i, _ in errors], device=self.device)
             self.error_sum[idx] += torch.stack([e for _, e in errors])
             self.error_batches[idx] += 1
             self._errors = [None] * len(self.linears)
@@ -125,7 +126,7 @@ class LayerRecorder:
             torch.maximum(self.max, stats[:, 2:].amax(1), out=self.max)
             self.batches += 1
         else:
-            idx = torch.tensor(seen)
+            idx = torch.tensor(seen, device=self.device)
             self.sums[idx] += stats[:, :2]
             self.max[idx] = torch.maximum(self.max[idx], stats[:, 2:].amax(1))
             self.batches[idx] += 1
@@ -143,7 +144,7 @@ class LayerRecorder:
                  if before is not None]
         if not pairs:
             return
-        idx = torch.tensor([i for i, _, _ in pairs])
+        idx = torch.tensor([i for i, _, _ in pairs], device=self.device)
         weights = [w for _, _, w in pairs]
         deltas = torch._foreach_sub([b for _, b, _ in pairs], weights)
         self.ratio_sum[idx] += _stds(deltas) / _stds(weights)

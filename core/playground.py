@@ -25,11 +25,11 @@ from dataclasses import dataclass, fields, replace
 import torch
 
 from . import charts
-from .data import DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
+from .data import DEBIAN_DIR, HUB_DATASET, DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
 from .evaluate import evaluate
 from .methods import BASELINE, Method, variant
 from .models import ACTIVATIONS, NORMS
-from .train import train_epochs
+from .train import on_device, train_epochs
 
 # Bounds, enforced by PlaygroundSettings itself whatever the widgets allow. The largest run they allow
 # (10 x 512, 54,000 images, 20 epochs) takes minutes on one core (`python -m bench.playground_speed` prints
@@ -201,6 +201,13 @@ def _full_dataset(seed: int) -> FashionMNIST | None:
         return _full[seed]
 
 
+def source_words(source: str) -> str:
+    """Where the real set came from, for the page (never a server path)."""
+    if source == HUB_DATASET:
+        return f"the Hub dataset {HUB_DATASET}"
+    return "Debian's dataset-fashion-mnist" if source == str(DEBIAN_DIR) else "the IDX files installed on this server"
+
+
 def _head(split: Split, n: int) -> Split:
     return Split(split.x[:n], split.y[:n])  # views: no copy of the cached tensors
 
@@ -215,7 +222,8 @@ def playground_data(train_size: int, seed: int = BASELINE.seed) -> tuple[Fashion
     if full is not None:
         n = min(train_size, len(full.train))
         data = FashionMNIST(_head(full.train, n), _head(full.val, VAL_SIZE), full.test, full.source)
-        return data, (f"Real FashionMNIST: {n:,} training images; validation accuracy on {len(data.val):,} "
+        return data, (f"Real FashionMNIST ({source_words(full.source)}): {n:,} training images; validation "
+                      f"accuracy on {len(data.val):,} "
                       f"held-out images; test accuracy on {min(TEST_PROBE, len(data.test)):,} test images after "
                       f"each epoch and on all {len(data.test):,} at the end.")
     sample = load_sample()
@@ -223,7 +231,8 @@ def playground_data(train_size: int, seed: int = BASELINE.seed) -> tuple[Fashion
     a, b, c = SAMPLE_SPLIT
     part = lambda idx: Split(sample.x[idx], sample.y[idx])  # noqa: E731
     data = FashionMNIST(part(perm[:a]), part(perm[a:a + b]), part(perm[a + b:a + b + c]), "sample")
-    return data, (f"The full FashionMNIST is not installed here, so this trains on the committed sample of "
+    return data, (f"The full FashionMNIST could not be loaded here (not installed, and the Hub dataset "
+                  f"{HUB_DATASET} could not be downloaded), so this trains on the committed sample of "
                   f"real FashionMNIST images instead: {a} for training (you asked for {train_size:,}), {b} for "
                   f"validation, {c} for test. Accuracies on {c} images move in steps of {1 / c:.1%}.")
 
@@ -269,28 +278,38 @@ class PlaygroundUpdate:
                 "history": list(self.history)}
 
 
+class StopSwitch(threading.Event):
+    """The Stop button's switch for one run. It pickles as a fresh, unset switch: on ZeroGPU the run trains in
+    a forked worker that receives its arguments pickled (an Event cannot be), and there Stop ends the run by
+    closing its stream, which makes the `spaces` package stop the worker."""
+
+    def __reduce__(self):
+        return StopSwitch, ()
+
+
 def stream_training(settings: PlaygroundSettings, stop: threading.Event | None = None,
-                    time_limit: float = TIME_LIMIT):
+                    time_limit: float = TIME_LIMIT, device: str = "cpu"):
     """Train `settings` and yield a PlaygroundUpdate for epoch 0 and after every epoch.
 
     A normal run yields exactly settings.epochs + 1 updates, the last with done=True. The run ends early,
     within one batch, when `stop` is set or after `time_limit` seconds: then one more update repeats the
     last finished epoch with `stopped` saying why (the unfinished epoch is dropped). A diverging loss ends
     it too (train_epochs' message, on that epoch's update). torch's thread count is left alone: it is
-    process-wide, the app's to set.
+    process-wide, the app's to set. On `device` (the data is copied there once per run).
     """
     start = time.monotonic()
     stop = stop or threading.Event()
     timed_out = lambda: time.monotonic() - start > time_limit  # noqa: E731
     method = to_method(settings)
     data, note = playground_data(settings.train_size, settings.seed)
+    data = on_device(data, device)
     config = {**method.hyperparameters(), "train_size": len(data.train),
               "val_size": len(data.val), "test_size": len(data.test), "data_source": data.source}
     probe = Split(data.test.x[:TEST_PROBE], data.test.y[:TEST_PROBE])
     history: list[dict] = []
     test_accs: list[float] = []
     last = None
-    for step in train_epochs(method, data, should_stop=lambda: stop.is_set() or timed_out()):
+    for step in train_epochs(method, data, should_stop=lambda: stop.is_set() or timed_out(), device=device):
         history.append(step.record)
         test_accs.append(evaluate(step.model, probe)[1])
         epoch = step.record["epoch"]

@@ -171,6 +171,7 @@ class Run(TypedDict):
     data_source: NotRequired[Text]
     torch_version: NotRequired[Short]
     torch_threads: NotRequired[_whole(1, 4096)]
+    device: NotRequired[_one_of(("cpu", "cuda"))]  # (written since `train --device`)
     history: Annotated[list[Row], Field(min_length=1, max_length=MAX_EPOCHS + 1),
                        Says(f"a list of 1..{MAX_EPOCHS + 1} epochs")]
     limit: NotRequired[_nullable(_whole(1, 10**8), "a whole number 1..100000000, or null")]

@@ -22,8 +22,14 @@ INIT_PROBE_BATCHES = 4  # training batches averaged for the epoch-0 gradient sta
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 
-class TrainingDiverged(RuntimeError):
-    pass
+@dataclass(frozen=True)
+class Resume:
+    """Continue a layer-wise run at a later stage from a model trained so far (core.experiments: is a seed's
+    fate inherited from the earlier stages, or decided in this one?). The fresh head of the stage is drawn
+    from method.seed's stream and the batch order from train_epochs' order_seed."""
+    model: DeepMLP
+    stage: int  # index into method.stages of the first stage to train
+    epoch: int  # epochs already trained: the history's epoch numbers continue from here
 
 
 @dataclass
@@ -45,7 +51,7 @@ def _init_gradients(model: DeepMLP, recorder: LayerRecorder, train: Split, batch
                     gen: torch.Generator) -> None:
     """Gradient statistics of the untouched model on a few training batches; no update, BN stats restored."""
     buffers = {k: v.clone() for k, v in model.named_buffers()}
-    idx = torch.randperm(len(train), generator=gen)[:INIT_PROBE_BATCHES * batch_size]
+    idx = torch.randperm(len(train), generator=gen)[:INIT_PROBE_BATCHES * batch_size].to(train.x.device)
     for chunk in idx.split(batch_size):
         model.zero_grad(set_to_none=True)
         F.cross_entropy(model(train.x[chunk], depth), train.y[chunk]).backward()
@@ -56,25 +62,54 @@ def _init_gradients(model: DeepMLP, recorder: LayerRecorder, train: Split, batch
             v.copy_(buffers[k])
 
 
+def on_device(data: FashionMNIST, device: str | torch.device) -> FashionMNIST:
+    """The dataset's tensors on `device` (the same object when they are there already)."""
+    move = lambda s: Split(s.x.to(device), s.y.to(device))  # noqa: E731
+    if data.train.x.device == torch.device(device):
+        return data
+    return FashionMNIST(move(data.train), move(data.val), move(data.test), data.source)
+
+
+def check_device(device: str) -> torch.device:
+    """`device` as a torch.device if this machine has it, else ValueError saying what it has."""
+    try:
+        d = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r} (expected cpu or cuda)") from None
+    if d.type not in ("cpu", "cuda"):
+        raise ValueError(f"unsupported device {device!r} (expected cpu or cuda)")
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"CUDA is not available on this machine (torch {torch.__version__}); use cpu")
+    return d
+
+
 def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
-                 should_stop: Callable[[], bool] | None = None):
+                 should_stop: Callable[[], bool] | None = None, device: str | torch.device = "cpu",
+                 order_seed: int | None = None, resume: Resume | None = None):
     """Train `method` and yield an EpochUpdate after epoch 0 (before any update) and after each epoch.
 
     Deterministic for method.seed: it seeds the init and the batch order (the split is fixed by whoever
-    loaded `data`). Layer-wise methods run their stages back to back; epochs count across stages.
-    `should_stop` is asked before every batch; once it returns True the generator ends without yielding
-    the unfinished epoch (the app's Stop button must not wait for a long epoch to finish).
+    loaded `data`); `order_seed` seeds the batch order instead, to vary the two apart. Layer-wise methods
+    run their stages back to back; epochs count across stages; with `resume`, from one of its later stages
+    on (no epoch-0 row then). `should_stop` is asked before every batch; once it returns True the generator
+    ends without yielding the unfinished epoch (the app's Stop button must not wait for a long epoch).
+    On `device` (cpu by default: what the committed checkpoints were trained on and reproduce bit for bit;
+    a CUDA run sums in another order and is not bitwise equal). The batch order is drawn on the CPU either
+    way, so it is the same on every device.
     """
+    device = check_device(str(device))
     torch.manual_seed(method.seed)
-    model = DeepMLP(method.model).train()
-    gen = torch.Generator().manual_seed(method.seed)
+    model = (DeepMLP(method.model) if resume is None else resume.model).to(device).train()
+    data = on_device(data, device)
+    gen = torch.Generator().manual_seed(method.seed if order_seed is None else order_seed)
     stages = method.stages or (Stage(method.model.depth),)
     total = method.epochs * len(stages)
     probe_x = data.val.x[:PROBE_SIZE]
     # W0 of every layer, for the relative weight change; a layer-wise stage's fresh head gets its own below
     initial = {n: l.weight.detach().clone() for n, l in model.named_linears()}
-    epoch = 0
-    for stage_index, stage in enumerate(stages):
+    epoch = 0 if resume is None else resume.epoch
+    first = 0 if resume is None else resume.stage
+    for stage_index, stage in list(enumerate(stages))[first:]:
         # every layer-wise stage starts with a fresh output head; frozen layers are also left out of the
         # optimizer, so no optimizer state (momentum, weight decay) can move them
         model.begin_stage(stage.frozen, method.head_init if method.stages else None)
@@ -83,7 +118,7 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
         scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=method.epochs)
                      if method.schedule == "cosine" else None)
         active = [(n, l) for n, l in model.named_linears(stage.depth) if l.weight.requires_grad]
-        recorder = LayerRecorder(active)
+        recorder = LayerRecorder(active, device)
         initial["output"] = model.head.weight.detach().clone()
 
         def row(train_loss: float, train_acc: float, epoch: int = 0, stage=stage, stage_number=stage_index + 1,
@@ -97,15 +132,16 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
 
         # the recorder watches the layers' outputs for the backpropagated error only while this stage trains
         with recorder if diagnostics else contextlib.nullcontext():
-            if stage_index == 0:
+            if stage_index == 0 and resume is None:
                 if diagnostics:
                     _init_gradients(model, recorder, data.train, method.batch_size, stage.depth, gen)
                 yield EpochUpdate(model, row(*evaluate(model, data.train, stage.depth)), total)
             for _ in range(method.epochs):
                 epoch += 1
                 recorder.reset()
-                loss_sum, correct, stopped = torch.zeros(()), torch.zeros((), dtype=torch.long), None
-                for idx in torch.randperm(len(data.train), generator=gen).split(method.batch_size):
+                loss_sum = torch.zeros((), device=device)
+                correct, stopped = torch.zeros((), dtype=torch.long, device=device), None
+                for idx in torch.randperm(len(data.train), generator=gen).to(device).split(method.batch_size):
                     if should_stop is not None and should_stop():
                         return
                     x, y = data.train.x.index_select(0, idx), data.train.y.index_select(0, idx)
@@ -133,15 +169,15 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
                     return
 
 
-def train_method(method: Method, data: FashionMNIST, progress: bool = False, diagnostics: bool = True
-                 ) -> tuple[DeepMLP, dict]:
-    """Train to the end; return the model (eval mode) and the metrics.json dict."""
+def train_method(method: Method, data: FashionMNIST, progress: bool = False, diagnostics: bool = True,
+                 device: str | torch.device = "cpu") -> tuple[DeepMLP, dict]:
+    """Train to the end on `device`; return the model (eval mode, on the CPU) and the metrics.json dict."""
     from tqdm import tqdm
 
     history, stopped = [], None
     start = time.perf_counter()
     bar = None
-    for update in train_epochs(method, data, diagnostics):
+    for update in train_epochs(method, data, diagnostics, device=device):
         if bar is None and progress:
             bar = tqdm(total=update.total_epochs, desc=method.name, unit="epoch", file=sys.stderr)
         history.append(update.record)
@@ -153,11 +189,12 @@ def train_method(method: Method, data: FashionMNIST, progress: bool = False, dia
         bar.close()
     seconds = time.perf_counter() - start
     model = update.model.eval()
-    test_loss, test_acc = evaluate(model, data.test)
+    test_loss, test_acc = evaluate(model, on_device(data, device).test)
+    model = model.cpu()
     metrics = {"method": method.name, "seed": method.seed, "config": method.hyperparameters(),
                "epochs": history[-1]["epoch"], "train_seconds": round(seconds, 2),
                "test_acc": test_acc, "test_loss": test_loss if math.isfinite(test_loss) else None,
                "stopped": stopped, "data_source": data.source, "torch_version": torch.__version__,
-               "torch_threads": torch.get_num_threads(),
+               "torch_threads": torch.get_num_threads(), "device": torch.device(device).type,
                "history": history}
     return model, metrics

@@ -36,6 +36,17 @@ def test_api_names_the_endpoints(client):
     assert set(named) == {"/compare", "/classify", "/explain"}
 
 
+def test_every_public_endpoint_is_a_described_mcp_tool(server):
+    import urllib.request
+    tools = json.loads(urllib.request.urlopen(server.url + "gradio_api/mcp/schema", timeout=30).read())
+    assert {t["name"] for t in tools} == {"compare", "classify", "explain"}  # nothing private leaks
+    for tool in tools:
+        assert len(tool["description"]) > 80, tool["name"]
+        properties = tool["inputSchema"]["properties"]
+        assert {"left", "right"} <= set(properties) and all(p.get("description") for p in properties.values())
+        assert properties["left"]["enum"] == list(METHODS)  # the registry's names, for an agent to choose from
+
+
 def test_compare_returns_cards_figures_and_epoch_range(client, app_checkpoints, lab):
     # the chart's data comes last, after the outputs /compare always had (tests/test_compare.py checks it)
     card_l, card_r, flow, curves, change, preds_l, preds_r, slider, _chart = client.predict(

@@ -126,7 +126,7 @@ def test_stream_yields_one_update_per_epoch_usable_by_core_plots():
     last = updates[-1]
     assert updates[0].test_images == pg.TEST_PROBE and last.test_images == 10_000  # all of them at the end
     assert last.config["train_size"] == 500 and last.config["val_size"] == pg.VAL_SIZE
-    assert "Real FashionMNIST: 500 training images" in last.note
+    assert "Real FashionMNIST (Debian's dataset-fashion-mnist): 500 training images" in last.note
     metrics = last.metrics
     json.dumps(metrics, allow_nan=False)
     reference = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
@@ -230,16 +230,28 @@ def test_it_is_core_trainer_not_a_second_loop():
     assert streamed.test_acc == metrics["test_acc"]
 
 
+class _StopAfter(threading.Event):
+    """A stop switch pressed after `batches` batches of epoch 1 (train_epochs asks it before every batch)."""
+
+    def __init__(self, batches: int):
+        super().__init__()
+        self.asked, self.batches = 0, batches
+
+    def is_set(self) -> bool:
+        self.asked += 1
+        return self.asked > self.batches or super().is_set()
+
+
 def test_stop_mid_run_ends_the_generator_within_a_batch():
-    stop = threading.Event()
+    stop = _StopAfter(batches=3)  # pressed during epoch 1, which has 40 batches
     settings = pg.PlaygroundSettings(epochs=20, train_size=20_000)  # a minute or more if it ran to the end
     steps = pg.stream_training(settings, stop)
     first = next(steps)
     assert first.epoch == 0 and not first.done
-    threading.Timer(0.2, stop.set).start()  # mid-epoch 1
     start = time.monotonic()
     rest = list(steps)
-    assert time.monotonic() - start < 5
+    # three batches, then the 4th ask ended the epoch, the 5th (stream_training) says why it stopped
+    assert time.monotonic() - start < 5 and stop.asked == 5
     assert len(rest) == 1 and rest[0].done and rest[0].epoch == 0
     assert rest[0].stopped == "stopped at your request during epoch 1"
     assert "⏹ Training stopped at your request during epoch 1." in pages.playground_status(rest[0], None, "")
@@ -266,7 +278,7 @@ def test_without_the_dataset_it_trains_on_the_committed_sample(monkeypatch):
     monkeypatch.setattr(pg, "load_fashion_mnist", missing)
     data, note = pg.playground_data(10_000)
     assert (len(data.train), len(data.val), len(data.test)) == pg.SAMPLE_SPLIT and data.source == "sample"
-    assert "not installed here" in note and "committed sample" in note and "10,000" in note
+    assert "could not be loaded here" in note and "committed sample" in note and "10,000" in note
     updates = list(pg.stream_training(pg.PlaygroundSettings(depth=2, width=16, epochs=1)))
     assert len(updates) == 2 and updates[-1].config["train_size"] == 600
     assert updates[-1].test_images == 200 and "committed sample" in updates[-1].note
@@ -310,7 +322,8 @@ def test_app_streams_one_output_per_epoch(client, app_checkpoints):
     relu = json.loads((app_checkpoints / "relu" / "metrics.json").read_text())
     reference = charts.until(charts.method_data("relu", METHODS["relu"].title, relu), 2)
     for epoch, (chart, status) in enumerate(outputs):
-        assert f"**Epoch {epoch}/2**" in status and f"*{summary}. Real FashionMNIST: 500 training images" in status
+        assert f"**Epoch {epoch}/2**" in status
+        assert f"*{summary}. Real FashionMNIST (Debian's dataset-fashion-mnist): 500 training images" in status
         assert (chart["max_epoch"], chart["epoch"], chart["last_epoch"]) == (2, epoch, epoch)
         run = chart["left"]
         assert run["epochs"] == list(range(epoch + 1)) and run["layers"] == ["hidden1", "hidden2", "hidden3", "output"]
@@ -362,3 +375,19 @@ def test_stop_and_cancel_mid_run_leave_the_app_responsive(client, server):
     short = client.submit(*_args(epochs=1), api_name="/playground")
     _wait(short, 30)  # had the slot not been freed, it would wait for a 20-epoch run
     assert len(short.outputs()) == 2 and server.alive()
+
+
+def test_a_run_can_cross_to_a_zerogpu_worker():
+    """On ZeroGPU the decorated training runs in a forked worker that receives its arguments pickled and sends
+    back every update pickled: the arguments and the updates must survive that, the stop switch as a fresh one."""
+    import pickle
+
+    import playground_tab
+    stop = pg.StopSwitch()
+    stop.set()
+    settings = pg.PlaygroundSettings(depth=2, width=8, epochs=1, train_size=500)
+    sent = pickle.loads(pickle.dumps((settings, stop, 60.0)))
+    assert sent[0] == settings and isinstance(sent[1], pg.StopSwitch) and not sent[1].is_set()
+    updates = [pickle.loads(pickle.dumps(u)) for u in playground_tab.train(*sent)]
+    assert [u.epoch for u in updates] == [0, 1] and updates[-1].done and updates[-1].final_test_acc is not None
+    assert playground_tab._gpu_seconds(settings, stop, 60.0) == 60 + playground_tab.GPU_MARGIN

@@ -182,12 +182,55 @@ def test_cli_trains_relu_and_writes_a_valid_checkpoint(tmp_path):
     (["--method", "relu", "--epochs", "-3"], "must be positive"),
     (["--method", "relu", "--out", "/proc/no/such"], "cannot write to --out"),
     (["--method", "relu", "--data-dir", "/nonexistent"], "FashionMNIST not found"),
+    (["--method", "relu", "--device", "tpu"], "--device tpu: unknown device 'tpu' (expected cpu or cuda)"),
 ])
 def test_cli_bad_arguments_one_line_exit_2(args, message):
     run = _cli(*args)
     assert run.returncode == 2
     assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_training_takes_its_device_and_keeps_the_cpu_result(tiny):
+    """The device-agnostic path, on the CPU: an explicit device gives exactly the default run, the model comes
+    back on the CPU, and cuda is taken where there is a GPU and refused with a reason where there is none."""
+    method = replace(METHODS["batchnorm"], epochs=1)
+    default, a = train_method(method, tiny)
+    explicit, b = train_method(method, tiny, device=torch.device("cpu"))
+    assert all(torch.equal(v, explicit.state_dict()[k]) for k, v in default.state_dict().items())
+    assert a["device"] == b["device"] == "cpu" and next(explicit.parameters()).device.type == "cpu"
+    if torch.cuda.is_available():  # a GPU machine: close to the CPU's run, not bitwise
+        gpu, c = train_method(method, tiny, device="cuda")
+        assert c["device"] == "cuda" and next(gpu.parameters()).device.type == "cpu"
+        assert abs(c["test_acc"] - a["test_acc"]) < 0.05
+    else:
+        with pytest.raises(ValueError, match="CUDA is not available on this machine"):
+            train_method(method, tiny, device="cuda")
+        run = _cli("--method", "relu", "--device", "cuda", "--epochs", "1")
+        assert run.returncode == 2 and run.stderr.startswith("error: --device cuda: CUDA is not available")
+
+
+def test_order_seed_varies_the_batch_order_alone(tiny):
+    method = replace(METHODS["grad_norm"], epochs=1)
+    init, loss = [], []
+    for order in (None, method.seed, 7):
+        updates = train_epochs(method, tiny, order_seed=order)
+        init.append(next(updates).model.linears[0].weight.detach().clone())  # epoch 0: the untouched init
+        loss.append(list(updates)[-1].record["train_loss"])
+    assert all(torch.equal(init[0], w) for w in init)  # the init is method.seed's whatever the order
+    assert loss[0] == loss[1] != loss[2]  # its own seed is the default order; another seed, another order
+
+
+def test_resume_trains_only_the_later_stages(tiny):
+    from core.train import Resume
+    method = replace(METHODS["layerwise_6"], epochs=1)  # 6 trainings of one epoch
+    first = list(train_epochs(replace(method, stages=method.stages[:3]), tiny))
+    model = first[-1].model
+    kept = [l.weight.detach().clone() for l in model.linears[:4]]  # trainings 1-3 froze nothing of 1-4 after
+    rest = list(train_epochs(method, tiny, resume=Resume(model, stage=3, epoch=3)))
+    assert [u.record["epoch"] for u in rest] == [4, 5, 6] and [u.record["stage"] for u in rest] == [4, 5, 6]
+    assert not torch.equal(kept[0], rest[0].model.linears[0].weight)  # training 4 trains A, B and C
+    assert rest[-1].total_epochs == 6
 
 
 def test_cli_list():
