@@ -89,7 +89,9 @@ def test_committed_weights_retrain_bit_for_bit(tmp_path):
     assert run.returncode == 0, run.stderr
     committed = json.loads((CHECKPOINTS / "baseline_3" / "metrics.json").read_text())
     rebuilt = json.loads((tmp_path / "baseline_3" / "metrics.json").read_text())
-    assert rebuilt["torch_version"].split("+")[0] == "2.11.0"  # requirements.txt's pin
+    pinned = next(line.split("==")[1].split()[0] for line in (ROOT / "requirements.txt").read_text().splitlines()
+                  if line.startswith("torch=="))
+    assert rebuilt["torch_version"].split("+")[0] == pinned
     assert rebuilt["weights_sha256"] == committed["weights_sha256"], (rebuilt["torch_version"],
                                                                        committed["torch_version"])
     assert rebuilt["test_acc"] == committed["test_acc"]
