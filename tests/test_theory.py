@@ -214,6 +214,8 @@ def test_formula_and_verdicts_on_a_hand_made_row():
     assert [g.predicted for g in fwd] == pytest.approx([0.2 * 0.5 * 2, 1.0 * 2])
     assert [g.measured for g in fwd] == pytest.approx([0.03 / 0.2, 0.15 / 0.03])
     assert [g.agree for g in fwd] == [True, False]  # 0.75x and 2.5x
+    assert "median over units" in fwd[1].reason  # at init; after training, the weights are the first suspect
+    assert theory.forward_gains({**row, "epoch": 3}, config)[1].reason.startswith("after training the weights")
     network = theory.network_gain(row, config)
     assert network.predicted == pytest.approx(0.25 * 0.2 * math.sqrt(2)) and network.measured == pytest.approx(0.02)
     assert network.agree is False and network.reason == "theory and measurement disagree at hidden2"
