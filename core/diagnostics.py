@@ -19,6 +19,15 @@ How the numbers are taken:
   the stage for a fresh layer-wise head) are read at the end of the epoch.
 - activation_std (hidden layers) is the std of the layer's output over units and images of the same
   probe batch: near 0 when every unit outputs the same value, and the signal carries nothing forward.
+- signal_std is the median over units of each unit's std across the probe images, for each hidden layer's
+  output (after its activation and skip) and for the logits: does the layer's output still depend on the
+  image? activation_std pools units and images, so a layer whose units sit at different constants for every
+  image has a large activation_std and a signal_std near 0 (the baseline's last layers, ~7x less per layer).
+- derivative_mean (hidden layers) is the activation's derivative at each unit, averaged over the probe's
+  images and units: sigmoid s(1 - s), tanh 1 - t^2, ReLU the fraction of active units.
+- norm_gain (layers with a normalization) is the mean over units of the factor the normalization scales its
+  input by on the probe: BatchNorm in eval mode |gamma| / sqrt(running_var + eps); the custom norm 1 / the
+  std of the whole batch tensor of z. With derivative_mean and weight_std it is what core.theory needs.
 - saturation (sigmoid and tanh only) is the fraction of hidden units, on a fixed probe batch of validation
   images, whose activation derivative is below 10% of its maximum: |tanh| > 0.949, or sigmoid outside
   [0.026, 0.974]. There the unit passes almost no gradient back.
@@ -31,13 +40,15 @@ import math
 import torch
 from torch import nn
 
-from .models import DeepMLP
+from .models import CustomNorm, DeepMLP
 
 SATURATED_DERIVATIVE = 0.1  # fraction of the activation's maximum derivative
 UPDATE_SAMPLE_EVERY = 4  # measure the update on every 4th step: an unbiased sample at a quarter of the cost
 GRADIENT_KEYS = ("grad_mean_abs", "grad_max_abs", "grad_norm", "error_mean_abs", "update_ratio")
+PROBE_KEYS = ("saturation", "activation_std", "signal_std", "derivative_mean", "norm_gain")
 LAYER_KEYS = ("grad_mean_abs", "grad_max_abs", "grad_norm", "error_mean_abs", "weight_std", "rel_weight_change",
-              "update_ratio", "saturation", "activation_std")
+              "update_ratio", *PROBE_KEYS)
+MAX_DERIVATIVE = {"sigmoid": 0.25, "tanh": 1.0, "relu": 1.0}
 
 
 def _round(x: float | None) -> float | None:
@@ -167,39 +178,72 @@ class LayerRecorder:
         return out
 
 
-def _derivative_fraction(activation: str, out: torch.Tensor) -> torch.Tensor:
-    """The activation's derivative at each unit, as a fraction of its maximum, from the unit's output."""
+def _derivative(activation: str, out: torch.Tensor) -> torch.Tensor:
+    """The activation's derivative at each unit, from the unit's output."""
     if activation == "sigmoid":
-        return out * (1 - out) / 0.25
-    return 1 - out * out  # tanh
+        return out * (1 - out)
+    if activation == "tanh":
+        return 1 - out * out
+    return (out > 0).float()  # relu
+
+
+def _median_unit_std(h: torch.Tensor) -> float:
+    """The median over units (columns) of each unit's sample std across images (rows). Two centring passes and a
+    sum of squares, not h.std(0): a column-wise std costs ~10x more on the CPU (0.7 ms a layer at 1024 x 128), and
+    the second pass removes the float32 rounding of the first mean, which would bias a std 1e6 times smaller than
+    the mean (the baseline's last layers: 6e-7 around 0.5) by ~1%; this stays within 2e-7 of float64's."""
+    d = h - h.mean(0)
+    d = d - d.mean(0)
+    return torch.quantile((d.square().sum(0) / (len(h) - 1)).sqrt(), 0.5).item()
+
+
+def _norm_gain(norm: nn.Module, z: torch.Tensor) -> float | None:
+    """The mean over units of the factor `norm` scales its input `z` by (eval mode), or None for no norm."""
+    if isinstance(norm, nn.BatchNorm1d):
+        return (norm.weight.abs() / torch.sqrt(norm.running_var + norm.eps)).mean().item()
+    if isinstance(norm, CustomNorm):
+        return (1 / z.std()).item()  # in float32, as the norm divides: inf (then null) where z is constant
+    return None
 
 
 @torch.no_grad()
-def activation_stats(model: DeepMLP, probe_x: torch.Tensor, depth: int | None = None
-                     ) -> tuple[list[float | None], list[float | None]]:
-    """Per hidden layer on `probe_x`, in eval mode: (fraction of saturated units, std of the activations).
-    Saturation is None for ReLU; both are None for layers beyond `depth`."""
+def probe_stats(model: DeepMLP, probe_x: torch.Tensor, depth: int | None = None) -> dict[str, list[float | None]]:
+    """PROBE_KEYS -> one value per Linear of the full model (hidden layers, then the output), from one eval-mode
+    forward pass of `probe_x` through the first `depth` hidden layers and the head. None where a statistic
+    does not apply (saturation of ReLU, the output's activation statistics, norm_gain without a norm) and for
+    layers beyond `depth`."""
     config = model.config
     depth = depth or config.depth
-    fractions: list[float | None] = [None] * config.depth
-    stds: list[float | None] = [None] * config.depth
+    stats = {key: [None] * (config.depth + 1) for key in PROBE_KEYS}
+
+    def activation(i, out):
+        stats["activation_std"][i] = out.std().item()
+        derivative = _derivative(config.activation, out)
+        stats["derivative_mean"][i] = derivative.mean().item()
+        if config.activation != "relu":
+            stats["saturation"][i] = (derivative / MAX_DERIVATIVE[config.activation]
+                                      < SATURATED_DERIVATIVE).float().mean().item()
+
     hooks = []
-    for i, act in enumerate(model.acts[:depth]):
-        def hook(_m, _inp, out, i=i):
-            stds[i] = out.std().item()
-            if config.activation != "relu":
-                fractions[i] = (_derivative_fraction(config.activation, out)
-                                < SATURATED_DERIVATIVE).float().mean().item()
-        hooks.append(act.register_forward_hook(hook))
+    for i in range(depth):
+        hooks += [
+            model.acts[i].register_forward_hook(lambda _m, _inp, out, i=i: activation(i, out)),
+            model.norms[i].register_forward_hook(
+                lambda m, inp, _out, i=i: stats["norm_gain"].__setitem__(i, _norm_gain(m, inp[0]))),
+            # the GradientNorm slot (the identity forward) takes the layer's output after its skip, if any
+            model.grad_norms[i].register_forward_hook(
+                lambda _m, inp, _out, i=i: stats["signal_std"].__setitem__(i, _median_unit_std(inp[0]))),
+        ]
     was_training = model.training
     model.eval()
     try:
-        model.features(probe_x, depth)
+        logits = model(probe_x, depth)
     finally:
         model.train(was_training)
         for h in hooks:
             h.remove()
-    return fractions, stds
+    stats["signal_std"][-1] = _median_unit_std(logits)
+    return stats
 
 
 @torch.no_grad()
@@ -210,7 +254,7 @@ def layer_table(model: DeepMLP, linears: list[tuple[str, nn.Linear]], initial: d
     `linears` are the layers in use (a layer-wise stage uses the first `depth` hidden layers and its head);
     `grad_stats` is LayerRecorder.gradient_stats() for them.
     """
-    sat, act_std = activation_stats(model, probe_x, depth)
+    probe = probe_stats(model, probe_x, depth)
     in_use = {name: stats for (name, _), stats in zip(linears, grad_stats)}
     rows = []
     for i, (name, linear) in enumerate(model.named_linears()):
@@ -221,7 +265,6 @@ def layer_table(model: DeepMLP, linears: list[tuple[str, nn.Linear]], initial: d
                      "weight_std": _round(w.std().item()),
                      "rel_weight_change": _round((torch.linalg.vector_norm(w - w0)
                                                   / torch.linalg.vector_norm(w0)).item()),
-                     "saturation": _round(sat[i]) if i < len(sat) and sat[i] is not None else None,
-                     "activation_std": _round(act_std[i]) if i < len(act_std) and act_std[i] is not None else None})
+                     **{key: _round(values[i]) for key, values in probe.items()}})
     return rows
 

@@ -119,13 +119,24 @@ def missing_reason(metrics: dict, row: dict, name: str, key: str) -> str:
     layer = _layer(row, name)
     if layer is not None and key not in layer:
         return "not recorded"  # metrics.json written before the statistic existed
-    if key in ("saturation", "activation_std") and name == OUTPUT:
-        return "n/a"  # the output layer has no activation
-    if key == "saturation" and (metrics.get("config") or {}).get("activation") == "relu":
+    if key in ("saturation", "activation_std", "derivative_mean", "norm_gain") and name == OUTPUT:
+        return "n/a"  # the output layer has no activation and no normalization
+    config = metrics.get("config") or {}
+    if key == "saturation" and config.get("activation") == "relu":
         return "n/a (ReLU)"
+    if key == "norm_gain" and config.get("norm", "none") == "none":
+        return "n/a (no normalization)"
     epoch = epoch_of(row)
     if key == "update_ratio" and epoch == 0:
         return "no update yet"
+    stages, i = config.get("stages") or [], _hidden_index(name)
+    if i is not None and 1 <= row.get("stage", 0) <= len(stages):
+        # a layer-wise stage says which layers it trains; no scan of earlier rows, where epoch 0 (the whole
+        # network at init) has a gradient for layers the first stage does not train yet
+        stage = stages[row["stage"] - 1]
+        if epoch > 0 and i <= stage.get("frozen", 0):
+            return "frozen"
+        return "not trained yet" if i > stage["depth"] or layer_value(row, name, "grad_mean_abs") is None else "n/a"
     if _trained(metrics, name, lambda e: e < epoch):
         return "frozen"
     if layer_value(row, name, "grad_mean_abs") is None:

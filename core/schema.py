@@ -143,6 +143,10 @@ class Layer(TypedDict):
     rel_weight_change: Stat
     saturation: StatFraction
     activation_std: NotRequired[Stat]  # files recorded before it lack it
+    # the forward signal and what core.theory needs (core.diagnostics.probe_stats); files recorded before lack them
+    signal_std: NotRequired[Stat]
+    derivative_mean: NotRequired[StatFraction]
+    norm_gain: NotRequired[Stat]
 
 
 class Row(TypedDict):

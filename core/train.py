@@ -122,20 +122,26 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
         initial["output"] = model.head.weight.detach().clone()
 
         def row(train_loss: float, train_acc: float, epoch: int = 0, stage=stage, stage_number=stage_index + 1,
-                active=active, recorder=recorder) -> dict:
-            """One history row of metrics.json, from the model as it is now."""
-            val_loss, val_acc = evaluate(model, data.val, stage.depth)
-            layers = (layer_table(model, active, initial, recorder.gradient_stats(), probe_x, stage.depth)
+                active=active, recorder=recorder, depth=stage.depth) -> dict:
+            """One history row of metrics.json, from the model as it is now, through its first `depth` layers."""
+            val_loss, val_acc = evaluate(model, data.val, depth)
+            layers = (layer_table(model, active, initial, recorder.gradient_stats(), probe_x, depth)
                       if diagnostics else [])
             return {"epoch": epoch, "stage": stage_number, "train_loss": train_loss, "train_acc": train_acc,
                     "val_loss": val_loss, "val_acc": val_acc, "layers": layers}
 
+        if stage_index == 0 and resume is None:
+            # epoch 0 is the whole network at init (with the first stage's head), also for a layer-wise method
+            # whose first stage uses fewer layers; the same batches are drawn whatever the depth
+            depth, whole = model.config.depth, model.named_linears()
+            init_recorder = LayerRecorder(whole, device)
+            if diagnostics:
+                with init_recorder:
+                    _init_gradients(model, init_recorder, data.train, method.batch_size, depth, gen)
+            yield EpochUpdate(model, row(*evaluate(model, data.train, depth), active=whole, recorder=init_recorder,
+                                         depth=depth), total)
         # the recorder watches the layers' outputs for the backpropagated error only while this stage trains
         with recorder if diagnostics else contextlib.nullcontext():
-            if stage_index == 0 and resume is None:
-                if diagnostics:
-                    _init_gradients(model, recorder, data.train, method.batch_size, stage.depth, gen)
-                yield EpochUpdate(model, row(*evaluate(model, data.train, stage.depth)), total)
             for _ in range(method.epochs):
                 epoch += 1
                 recorder.reset()

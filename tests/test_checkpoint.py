@@ -12,6 +12,7 @@ from safetensors.torch import save_file
 
 from core import pages, schema
 from core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint, read_metrics, save_checkpoint, write_json
+from core.diagnostics import LAYER_KEYS
 from core.methods import METHODS
 from core.models import DeepMLP, ModelConfig
 from core.results import markdown_table, method_runs, results_rows, seed_runs
@@ -147,6 +148,10 @@ GRAD = '"grad_mean_abs":0.001'
     (_layer(1, 2, "grad_mean_abs", -1), "metrics.json", "got -1"),
     (_layer(1, 2, "grad_mean_abs", 5e-324), "metrics.json", "expected 0 or at least 1.4e-45"),
     (_layer(1, 2, "saturation", 1.5), "metrics.json", r"saturation: expected a finite number in \[0, 1\], or null"),
+    (_layer(1, 2, "derivative_mean", 1.5), "metrics.json",
+     r"derivative_mean: expected a finite number in \[0, 1\], or null"),  # no activation's derivative exceeds 1
+    (_layer(1, 2, "signal_std", -0.1), "metrics.json", r"signal_std: expected a finite number >= 0, or null"),
+    (_layer(1, 2, "norm_gain", float("inf")), "metrics.json", r"norm_gain: expected a finite number >= 0, or null"),
     (_layer(1, 2, "name", "hidden9"), "metrics.json",
      r'history\[1\].layers\[2\].name: expected "hidden3", got "hidden9"'),
     (_edit_json("metrics.json", lambda m: m["history"][1]["layers"].pop()), "metrics.json",
@@ -214,13 +219,13 @@ def test_nan_weights_are_refused(saved):
 
 
 def test_older_and_newer_metrics_both_validate(tmp_path):
-    """A committed seed file without error_mean_abs / activation_std / head_init, and newer metrics with them."""
+    """A committed seed file without error_mean_abs / activation_std / head_init / the probe's signal statistics, and
+    newer metrics with them."""
     old = json.loads((ROOT / "checkpoints" / "relu" / "seeds" / "43.json").read_text())
     assert "head_init" not in old["config"] and "error_mean_abs" not in old["history"][0]["layers"][0]
-    new = fake_run("layerwise_6")
-    for row in new["history"]:
-        for layer in row["layers"]:
-            layer.update(error_mean_abs=0.5, activation_std=None if layer["name"] == "output" else 0.2)
+    assert "signal_std" not in old["history"][0]["layers"][0]
+    new = fake_run("layerwise_6")  # every key core.diagnostics records
+    assert all(set(layer) == {"name", *LAYER_KEYS} for row in new["history"] for layer in row["layers"])
     assert new["config"]["head_init"] == "default"
     for run, checkpoint in ((old, False), (new, False)):
         write_json(tmp_path / "run.json", run, compact=True)

@@ -102,7 +102,8 @@ def test_gradient_ratio_none_without_two_layers():
 # ------------------------------------------------------------------------------------- missing reasons
 
 def layerwise() -> dict:
-    """Stage 1 trains hidden1 (hidden2 not added yet); stage 2 freezes hidden1 and trains hidden2."""
+    """Stage 1 trains hidden1 (hidden2 not added yet); stage 2 freezes hidden1 and trains hidden2. Epoch 0 is the
+    whole network at init: both layers have a gradient there."""
     def at(epoch, h1, h2, stage):
         return row(epoch, layer("hidden1", grad_mean_abs=h1, update_ratio=None if epoch == 0 else h1,
                                 weight_std=0.05, saturation=0.2),
@@ -111,18 +112,20 @@ def layerwise() -> dict:
                    layer("output", grad_mean_abs=1e-2, update_ratio=None if epoch == 0 else 1e-3, weight_std=0.05,
                          saturation=None,
                          activation_std=None), stage=stage)
-    return record(at(0, 1e-4, None, 1), at(1, 1e-4, None, 1), at(2, None, 1e-3, 2), method="layerwise",
+    return record(at(0, 1e-4, 1e-6, 1), at(1, 1e-4, None, 1), at(2, None, 1e-3, 2), method="layerwise",
                   config={"activation": "sigmoid", "stages": [{"depth": 1}, {"depth": 2, "frozen": 1}]})
 
 
 @pytest.mark.parametrize("epoch, name, key, reason", [
     (2, "hidden1", "grad_mean_abs", "frozen"),  # had a gradient before, none now
-    (1, "hidden2", "grad_mean_abs", "not trained yet"),  # not added yet
+    (1, "hidden2", "grad_mean_abs", "not trained yet"),  # not added yet (its epoch-0 gradient is no training)
     (0, "hidden1", "update_ratio", "no update yet"),
     (0, "output", "update_ratio", "no update yet"),
     (2, "output", "saturation", "n/a"),  # the output layer has no activation
     (2, "output", "activation_std", "n/a"),  # recorded as null for the output
     (1, "hidden1", "error_mean_abs", "not recorded"),  # a statistic older files lack
+    (1, "hidden1", "signal_std", "not recorded"),
+    (1, "hidden1", "norm_gain", "not recorded"),
     (2, "hidden2", "weight_std", "n/a"),  # trained now, yet the value is null: no better reason
 ])
 def test_missing_reason(epoch, name, key, reason):
@@ -139,6 +142,11 @@ def test_missing_reason_relu_saturation_and_not_recorded_first():
     assert history.missing_reason(m, r, "hidden1", "saturation") == "n/a (ReLU)"
     assert history.missing_reason(m, r, "output", "saturation") == "n/a"
     assert history.missing_reason(m, r, "hidden1", "activation_std") == "not recorded"
+    for entry in r["layers"]:
+        entry.update(signal_std=0.1, derivative_mean=None if entry["name"] == "output" else 0.5, norm_gain=None)
+    assert history.missing_reason(m, r, "output", "derivative_mean") == "n/a"
+    assert history.missing_reason(m, r, "hidden1", "norm_gain") == "n/a (no normalization)"
+    assert history.missing_reason(m, r, "output", "norm_gain") == "n/a"
 
 
 def test_unchanged_reason():

@@ -33,6 +33,12 @@ def test_every_method_trains_an_epoch(name, tiny):
     assert last["layers"][-1]["rel_weight_change"] > 0  # (std-10 sigmoids can saturate to an exact 0 gradient)
     expected_saturation = method.model.activation != "relu"
     assert all((l["saturation"] is not None) == expected_saturation for l in last["layers"][:-1])
+    assert all(l["signal_std"] is not None for l in last["layers"])  # the logits too
+    assert all(0 <= l["derivative_mean"] <= 1 for l in last["layers"][:-1])
+    assert last["layers"][-1]["derivative_mean"] is None
+    assert all((l["norm_gain"] is not None) == (method.model.norm != "none") for l in last["layers"][:-1])
+    init = metrics["history"][0]["layers"]  # epoch 0: the whole network at init, layer-wise methods included
+    assert all(l["grad_mean_abs"] is not None and l["signal_std"] is not None for l in init)
     assert all(0 <= r["train_loss"] < float("inf") for r in metrics["history"])
     json.dumps(metrics, allow_nan=False)  # metrics.json must be strict JSON
 
