@@ -4,6 +4,7 @@
     python -m core evaluate --all             recorded vs re-measured test accuracy of the checkpoints
     python -m core results --write-readme     the results table (stdout, or into README.md)
     python -m core make-sample                write assets/fashion_mnist_sample.npz from the real test set
+    python -m core experiment grad-norm-fate  an experiment behind the README: checkpoints/experiments/<name>.json
 
 Bad arguments get one line on stderr and exit code 2, never a usage dump or a traceback.
 """
@@ -22,6 +23,8 @@ import torch
 from .checkpoint import ROOT, CheckpointError, load_checkpoint, save_checkpoint, write_json
 from .data import SAMPLE_PATH, DatasetError, load_fashion_mnist, load_raw, make_sample
 from .evaluate import KINDS, accuracy, photo_check, sample_accuracy
+from .experiments import EXPERIMENTS, run_experiment
+from .experiments import OUT as EXPERIMENTS_OUT
 from .methods import METHODS, Method, get_method
 from .results import markdown_table, results_rows, write_readme
 from .train import check_device, train_method
@@ -178,6 +181,21 @@ def results(args, parser) -> int:
     return 0
 
 
+def experiment(args, parser) -> int:
+    out = Path(args.out)
+    try:
+        load_raw(args.data_dir)  # every experiment reads the real data: fail before any work when it is missing
+    except DatasetError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(args.threads)
+    result = run_experiment(args.name, data_dir=args.data_dir)
+    write_json(out / f"{args.name}.json", result)
+    print(EXPERIMENTS[args.name].table(result))
+    print(f"wrote {out / (args.name + '.json')} ({result['seconds']:.0f} s)")
+    return 0
+
+
 def sample(args, parser) -> int:
     try:
         make_sample(data_dir=args.data_dir)
@@ -245,6 +263,13 @@ def build_parser() -> OneLineParser:
     p = commands.add_parser("results", help="print the results table")
     p.add_argument("--write-readme", action="store_true", help="update the table in README.md")
     p.set_defaults(run=results)
+
+    p = commands.add_parser("experiment", help="run an experiment behind the README's claims, write its JSON")
+    p.add_argument("name", choices=list(EXPERIMENTS), help="the experiment (see core/experiments.py)")
+    p.add_argument("--out", default=str(EXPERIMENTS_OUT), help="folder for <name>.json (default: %(default)s)")
+    p.add_argument("--data-dir", help="folder with the FashionMNIST IDX files")
+    p.add_argument("--threads", type=_positive, default=1, help="torch threads (default: %(default)s)")
+    p.set_defaults(run=experiment)
 
     p = commands.add_parser("make-sample", help=f"write {SAMPLE_PATH.name} from the real test set")
     p.add_argument("--data-dir", help="folder with the FashionMNIST IDX files")

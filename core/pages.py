@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from . import playground as pg
 from .methods import BASELINE, METHODS, Method
-from .results import LEARNS_AT
+from .results import CONFIDENCE, LEARNS_AT
 
 if TYPE_CHECKING:
     from .lab import Entry
@@ -92,14 +92,23 @@ def left_out_line(row: dict) -> str:
 
 
 def seeds_line(row: dict) -> str:
-    """What every committed seed of a method reached: this checkpoint is one draw of them."""
+    """What every committed seed of a method reached (core.results' row): this checkpoint is one draw of them."""
     n = len(row["seeds"])
     if n < 2:
         return ""
+    found = row.get("groups") or []
+    if len(found) > 1:
+        spread = f"in {len(found)} groups (" + ", ".join(
+            f"{g['n']} at {g['min']:.1%}" + (f" – {g['max']:.1%}" if g["max"] != g["min"] else "") for g in found) + ")"
+    else:
+        lo, hi = row["acc_ci"] or (row["acc_mean"], row["acc_mean"])
+        spread = f"mean {row['acc_mean']:.1%} ({CONFIDENCE:.0%} confidence interval {lo:.1%} – {hi:.1%})"
+    rank = f" Where this checkpoint (seed {row['seeds'][0]}) sits: {row['seed42_rank']}." if row.get("seed42_rank") \
+        else ""
     return (f"\n\nOver {n} seeds ({min(row['seeds'])}–{max(row['seeds'])}), each with its own split, init and "
-            f"batch order: mean {row['acc_mean']:.1%} ± {row['acc_std']:.1%}, median {row['acc_median']:.1%}, "
-            f"range {row['acc_min']:.1%} – {row['acc_max']:.1%}; it learns (test accuracy ≥ {LEARNS_AT:.0%}) "
-            f"on {row['learned']} of {n}.")
+            f"batch order, the test accuracy is {spread}, median {row['acc_median']:.1%}, "
+            f"range {row['acc_min']:.1%} – {row['acc_max']:.1%}.{rank} It learns (final validation accuracy ≥ "
+            f"{LEARNS_AT:.0%}) on {row['learned']} of {n}.")
 
 
 def methods_list() -> str:

@@ -158,15 +158,17 @@ one folder per method, each trained on the real FashionMNIST (54k/6k train/val s
 
 Each `<method>/` folder holds `config.json` (the model config), `model.safetensors` (the weights),
 `metrics.json` (every hyperparameter, the per-epoch per-layer gradient history, test accuracy and the
-weights' SHA-256) and `seeds/<seed>.json` (the metrics of the same method trained with other seeds).
+weights' SHA-256) and `seeds/<seed>.json` (the metrics of the same method trained with other seeds);
+`experiments/` holds the results of the README's experiments (`python -m core experiment <name>`).
 
 | method | what | test acc (seed 42) | epochs | runs |
 |---|---|---|---|---|
 {chr(10).join(rows)}
 
-The full results table (mean ± std over seeds, gradient ratio first/last layer, weight change, reference
-accuracies) is in the **Results** section of the project's README.md, written from these `metrics.json`
-files by `python -m core results`.
+The full results table (every seed: mean and 95% interval or the outcome's groups, validation-judged learn
+counts, backpropagated-error ratio first/last layer, weight change, reference accuracies) is in the
+**Results** section of the project's README.md, written from these `metrics.json` files by
+`python -m core results`.
 
 ## Load a checkpoint
 

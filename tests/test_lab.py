@@ -139,14 +139,23 @@ def test_one_hyperparameter_line_for_cards_and_the_playground():
 
 
 def test_card_says_what_every_committed_seed_reached():
-    """A checkpoint is one draw: the card gives the spread over every committed seed, from the results table."""
+    """A checkpoint is one draw: the card gives the spread over every committed seed, from the results table,
+    where this checkpoint sits among them, and how many learn (judged on validation)."""
     from core.results import LEARNS_AT, results_rows, seed_runs
     lab = Lab()
-    row = next(r for r in results_rows() if r["method"] == "grad_norm")
-    accs = [r["test_acc"] for r in seed_runs("grad_norm")]
-    card = lab.card("grad_norm")
-    n, learned = len(accs), sum(a >= LEARNS_AT for a in accs)
-    assert row["learned"] == learned and n >= 3
-    assert f"Over {n} seeds" in card and f"on {learned} of {n}." in card
-    assert f"range {min(accs):.1%} – {max(accs):.1%}" in card
+    rows = {r["method"]: r for r in results_rows()}
+    for name in ("grad_norm", "grad_norm_lr1e3", "relu"):
+        runs = seed_runs(name)
+        accs = [r["test_acc"] for r in runs]
+        card = lab.card(name)
+        n, learned = len(accs), sum(r["history"][-1]["val_acc"] >= LEARNS_AT for r in runs)
+        assert rows[name]["learned"] == learned and n == 10
+        assert f"Over {n} seeds" in card and f"on {learned} of {n}." in card
+        assert f"range {min(accs):.1%} – {max(accs):.1%}" in card
+        assert f"Where this checkpoint (seed 42) sits: {rows[name]['seed42_rank']}." in card
+    # several groups are listed as groups, one group gets its mean and 95% interval
+    assert "in 4 groups (6 at 10.0%, 1 at 20.0%, 2 at 29.1% – 29.3%, 1 at 47.2%)" in lab.card("grad_norm")
+    lo, hi = rows["relu"]["acc_ci"]
+    assert f"mean {rows['relu']['acc_mean']:.1%} (95% confidence interval {lo:.1%} – {hi:.1%})" in lab.card("relu")
+    assert "sits: weakest of 10." in lab.card("grad_norm_lr1e3")
     assert "Over " not in pages.card(lab.entry("grad_norm"))  # the checkpoint alone knows only its own seed
