@@ -5,6 +5,7 @@
     python -m core results --write-readme     the results table (stdout, or into README.md)
     python -m core make-sample                write assets/fashion_mnist_sample.npz from the real test set
     python -m core experiment grad-norm-fate  an experiment behind the README: checkpoints/experiments/<name>.json
+    python -m core ood                        fit the "not clothing" detector, write assets/ood/, print its report
 
 Bad arguments get one line on stderr and exit code 2, never a usage dump or a traceback.
 """
@@ -206,6 +207,38 @@ def sample(args, parser) -> int:
     return 0
 
 
+def ood(args, parser) -> int:
+    from . import ood as detector  # (only this command fits or measures the detector)
+    torch.set_num_threads(1)  # as `train`: the fitted weights depend on the thread count in the last bits
+    out = Path(args.out)
+    if not args.report_only:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            if not os.access(out, os.W_OK):
+                raise PermissionError("not writable")
+        except OSError as e:
+            parser.error(f"cannot write to --out {out}: {e.strerror or e}")
+    try:
+        fitted = detector.load(out) if args.report_only else None  # a damaged file fails before the data loads
+        data = load_fashion_mnist(args.data_dir)
+        if fitted is None:
+            print("fitting on the training split (a few minutes)...", file=sys.stderr, flush=True)
+            fitted = detector.fit(data)
+        print("measuring...", file=sys.stderr, flush=True)
+        rates = detector.measure(fitted, data)
+    except (DatasetError, detector.DetectorError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    record = {**fitted.record, "rates": rates}
+    if not args.report_only:
+        detector.save(replace(fitted, record=record), out)
+        print(f"wrote {out}", file=sys.stderr)
+    elif rates != fitted.record["rates"]:
+        print("note: the measured rates differ from the recorded ones (another torch or dataset?)", file=sys.stderr)
+    print(detector.report_table(record))
+    return 0
+
+
 def publish(args, parser) -> int:
     from .publish import PublishError, dry_run
     from .publish import publish as push  # (huggingface_hub only for this command)
@@ -274,6 +307,14 @@ def build_parser() -> OneLineParser:
     p = commands.add_parser("make-sample", help=f"write {SAMPLE_PATH.name} from the real test set")
     p.add_argument("--data-dir", help="folder with the FashionMNIST IDX files")
     p.set_defaults(run=sample)
+
+    p = commands.add_parser("ood", help="fit the 'not clothing' detector and print its measured rates")
+    p.add_argument("--report-only", action="store_true",
+                   help="fit nothing, write nothing: measure the detector in --out again and print the report")
+    p.add_argument("--out", default=str(ROOT.parent / "assets" / "ood"),
+                   help="folder of the detector's two files (default: %(default)s)")
+    p.add_argument("--data-dir", help="folder with the FashionMNIST IDX files")
+    p.set_defaults(run=ood)
 
     p = commands.add_parser("publish", help="push the app to a Hugging Face Space (and checkpoints/ to a model repo)")
     p.add_argument("--space", required=True, metavar="OWNER/NAME", help="the Space to create or update")

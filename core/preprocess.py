@@ -3,7 +3,9 @@
 FashionMNIST was made from Zalando product photos (item on white) by trimming the background, resizing the
 longest side to 28, centring, negating and stretching to the full 0-255 range. `to_model_input` redoes those
 steps for any picture; `preprocess` first has core.upload.open_image make sure nothing hostile (bombs,
-truncated or non-image files) gets that far.
+truncated or non-image files) gets that far. "Negating" generalises to "how far each pixel is from the
+background, towards the item's colour" (_ink), so that a light item on a light background, or an item that
+differs from its background in hue more than in brightness, still comes out light on black.
 """
 from __future__ import annotations
 
@@ -99,17 +101,63 @@ def _fit(item: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(square).resize((SIDE, SIDE), Image.Resampling.LANCZOS))
 
 
+def _blocks(a: np.ndarray, step: int) -> np.ndarray:
+    """`a` (H x W x C, float) averaged over step x step blocks, channel by channel."""
+    h, w = a.shape[:2]
+    size = max(1, w // step), max(1, h // step)
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(a[:, :, k])).resize(size, Image.Resampling.BOX))
+                     for k in range(a.shape[2])], axis=2)
+
+
+def _item_colour(d: np.ndarray, light_background: bool) -> np.ndarray:
+    """The unit colour direction in which the item departs from the background, from `d` (H x W x C, the
+    picture minus the background colour): the sum of the departures that stand out of the noise.
+
+    A dark item on white gives "darker", a light one on black "lighter", as FashionMNIST's negation assumes;
+    but a white sneaker on a beige cloth is lighter than its light background, and a navy shirt on red
+    differs in hue more than in brightness. The departures are summed where blocks of pixels are averaged,
+    as in _bounding_box, so that a background's fine texture (stripes, paper grain, weave) averages away and
+    does not vote. When nothing stands out, the light-or-dark rule of the dataset decides."""
+    h, w, c = d.shape
+    small = max(h, w) <= 2 * SIDE
+    coarse = d if small else _blocks(d, max(1, max(h, w) // (4 * SIDE)))
+    noise = float(np.sqrt(np.mean([_noise(_border(coarse[:, :, k])) ** 2 for k in range(c)])))
+    distance = np.sqrt(np.mean(coarse ** 2, axis=2))  # per channel, so that it is in grey levels like the noise
+    threshold = max(MIN_CONTRAST_SMALL if small else MIN_CONTRAST, NOISE_K * noise)
+    total = coarse[distance > threshold].sum(axis=0, dtype=np.float64)
+    norm = float(np.linalg.norm(total))
+    if norm == 0:
+        return np.full(c, (-1.0 if light_background else 1.0) / np.sqrt(c), np.float32)
+    return (total / norm).astype(np.float32)
+
+
+def _ink(picture: Image.Image) -> np.ndarray:
+    """How much of the item each pixel shows, in grey levels (float32 H x W): the picture projected onto
+    the item's colour direction, less the border's median of that projection. The background
+    is at 0, with its noise left in, positive and negative: zero-mean noise averages away in the resize
+    to 28 px. For a dark item on white this is exactly 255 minus the picture, FashionMNIST's negation."""
+    a = np.asarray(picture, dtype=np.float32)
+    if a.ndim == 3 and (a[:, :, :1] == a[:, :, 1:]).all():
+        a = a[:, :, 0]  # a grey picture stored as RGB gives exactly what its grey version gives
+    if a.ndim == 2:
+        a = a[:, :, None]
+    background = np.median(_border(a), axis=0)
+    u = _item_colour(a - background, float(background.mean()) > 127)
+    # Divided by sqrt(C) so that a grey departure of k levels stays k in every channel count: the
+    # thresholds are in grey levels.
+    ink = (a @ u if a.shape[2] == 1 else a @ (u / np.float32(np.sqrt(a.shape[2])))).astype(np.float32)
+    # The background level is the median of the projected border, not the projection of each channel's
+    # median: where noise is clipped at black or white, the channels' medians sit off the noise's centre.
+    return ink - np.median(_border(ink))
+
+
 def to_model_input(image: Image.Image) -> tuple[torch.Tensor, np.ndarray]:
     """A PIL image -> (x float32 [1,784] in [0,1], preview uint8 [28,28] == x * 255), FashionMNIST-style."""
-    gray = flatten(image).convert("L")
-    if gray.width * gray.height > WORK_PIXELS:
-        gray = _shrink(gray, (WORK_PIXELS / (gray.width * gray.height)) ** 0.5)
-    a = np.asarray(gray, dtype=np.float32)
+    picture = flatten(image)
+    if picture.width * picture.height > WORK_PIXELS:
+        picture = _shrink(picture, (WORK_PIXELS / (picture.width * picture.height)) ** 0.5)
+    a = _ink(picture)
     border = _border(a)
-    if np.median(border) > 127:  # light background: a product photo, which FashionMNIST stores negated
-        a, border = 255.0 - a, 255.0 - border
-    # Background to 0 but no clipping yet: zero-mean noise then averages away in the resize to 28 px.
-    a -= np.median(border)
     rows, cols = _bounding_box(a)
     item = np.ascontiguousarray(a[rows, cols])
     # What is left of the background noise once ~(side/28)^2 pixels are averaged into each output pixel;

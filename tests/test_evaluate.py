@@ -27,6 +27,10 @@ def test_photo_like_kinds_are_rgb_photos(sample):
         assert np.array_equal(np.asarray(photo), np.asarray(again))  # deterministic given the generator
     light = np.asarray(E.photo_like(image, np.random.default_rng(1), "light_background").convert("L"))
     assert light[0, 0] == 255
+    # light_on_light: a light item, lighter still than its light background
+    lol = np.asarray(E.photo_like(image, np.random.default_rng(1), "light_on_light").convert("L"), np.float64)
+    ink = np.asarray(Image.fromarray(image).resize(lol.shape[::-1], Image.Resampling.BICUBIC)) > 128
+    assert 150 < np.median(lol[~ink]) < np.median(lol[ink]) - 15
     with pytest.raises(ValueError):
         E.photo_like(image, np.random.default_rng(1), "sepia")
 

@@ -106,6 +106,35 @@ def test_light_background_is_inverted(sample):
     assert np.corrcoef(preview.ravel(), image.ravel())[0, 1] > 0.95
 
 
+def test_light_item_on_a_light_textured_background(sample):
+    # A white sneaker on a beige cloth: the item is lighter than its light background, which is striped.
+    # Negating it as a product photo would make the item dark and the stripes the "item".
+    image = sample[0][790]
+    big = np.asarray(Image.fromarray(image).resize((336, 336), Image.Resampling.BICUBIC), np.float64) / 255
+    y, x = np.mgrid[0:336, 0:336]
+    stripes = 10 * np.sin(2 * np.pi * (x + y) / 5.0) * (big < 0.05)  # on the background only: the item hides it
+    cloth = np.array([205.0, 196.0, 180.0])
+    photo = cloth + (np.array([250.0, 250.0, 246.0]) - cloth) * big[:, :, None] + stripes[:, :, None]
+    preview = assert_valid(P.preprocess(np.clip(np.round(photo), 0, 255).astype(np.uint8)))
+    assert np.corrcoef(preview.ravel(), image.ravel())[0, 1] > 0.95
+    assert preview[image == 0].mean() < 10  # the stripes are gone, not amplified into texture
+
+
+def test_item_that_differs_in_hue_only(sample):
+    # A red item on a green background of nearly the same grey level: a grey conversion sees almost nothing.
+    # It must come out as the same item photographed white on black does.
+    image = sample[0][3]
+    big = np.asarray(Image.fromarray(image).resize((280, 280), Image.Resampling.BICUBIC), np.float64) / 255
+    green, red = (60, 150, 60), (200, 85, 60)
+    grey = lambda rgb: Image.new("RGB", (1, 1), rgb).convert("L").getpixel((0, 0))
+    assert abs(grey(green) - grey(red)) < 5
+    photo = np.array(green) + (np.array(red) - np.array(green)) * big[:, :, None]
+    preview = assert_valid(P.preprocess(np.clip(np.round(photo), 0, 255).astype(np.uint8)))
+    white_on_black = P.preprocess(np.clip(np.round(255 * big), 0, 255).astype(np.uint8))[1]
+    assert np.abs(preview.astype(int) - white_on_black).mean() < 2
+    assert np.corrcoef(preview.ravel(), image.ravel())[0, 1] > 0.9
+
+
 def test_grey_noisy_background_becomes_black(sample):
     image = sample[0][3]
     rng = np.random.default_rng(0)
