@@ -2,6 +2,7 @@
 # (no `from __future__ import annotations`: the Hub mixin reads DeepMLP's `config` annotation at run time to
 # rebuild the ModelConfig from config.json in `from_pretrained`)
 from dataclasses import asdict, dataclass, fields
+from itertools import islice
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -143,18 +144,21 @@ class DeepMLP(nn.Module, PyTorchModelHubMixin):
         skips = self.config.skips
         outputs = {}  # 1-based hidden layer -> its output, kept only for the layers a skip reads from
         sources = {src for src, _ in skips}
-        for i in range(depth or self.config.depth):
-            z = self.linears[i](h)
+        layers = zip(self.linears, self.norms, self.acts, self.grad_norms)
+        for i, (linear, norm, act, grad_norm) in enumerate(islice(layers, depth or self.config.depth)):
+            z = linear(h)
             if preactivations is not None:
                 preactivations.append(z)
-            h = self.acts[i](self.norms[i](z))
-            for src, dst in skips:
-                if dst == i + 1:
-                    h = h + outputs[src]
-            if i + 1 in sources:
-                outputs[i + 1] = h
-            if normalise_gradients:
-                h = self.grad_norms[i](h)
+            # an Identity norm or gradient norm is skipped rather than called: a module call per layer and step
+            h = act(z if type(norm) is nn.Identity else norm(z))
+            if skips:
+                for src, dst in skips:
+                    if dst == i + 1:
+                        h = h + outputs[src]
+                if i + 1 in sources:
+                    outputs[i + 1] = h
+            if normalise_gradients and type(grad_norm) is not nn.Identity:
+                h = grad_norm(h)
         return h
 
     def named_linears(self, depth: int | None = None) -> list[tuple[str, nn.Linear]]:
