@@ -203,6 +203,38 @@ def test_layerwise_frozen_layers_are_not_in_the_optimizer(tiny, monkeypatch):
     assert [hidden1 in s for s in seen] == [True, False, True, False, True, False, True]
 
 
+@pytest.mark.parametrize("name", ["layerwise", "layerwise_6"])
+def test_frozen_layers_computed_once_per_stage_train_bit_for_bit_as_per_batch(name, tiny, monkeypatch):
+    """A stage computes its frozen prefix once for all images (core.train.frozen_prefix), not on every batch;
+    the weights and every metric are exactly those of computing it batch by batch."""
+    import core.train as train
+    method = replace(METHODS[name], epochs=1)
+    starts = []
+    real = train.frozen_prefix
+    monkeypatch.setattr(train, "frozen_prefix", lambda *a: starts.append(real(*a)) or starts[-1])
+    cached, a = train_method(method, tiny)
+    assert starts == [s.frozen for s in method.stages] and max(starts) == 6
+    monkeypatch.setattr(train, "frozen_prefix", lambda *a: 0)
+    per_batch, b = train_method(method, tiny)
+    assert all(torch.equal(v, per_batch.state_dict()[k]) for k, v in cached.state_dict().items())
+    strip = lambda m: {k: v for k, v in m.items() if k != "train_seconds"}  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+def test_frozen_prefix_only_where_each_image_is_computed_alone():
+    from core.train import frozen_prefix
+    model = lambda name: DeepMLP(METHODS[name].model)  # noqa: E731
+    assert frozen_prefix(model("layerwise"), 4, 54_000, 512, 6_000) == 4
+    assert frozen_prefix(model("layerwise"), 0, 54_000, 512, 6_000) == 0
+    assert frozen_prefix(model("batchnorm"), 4, 54_000, 512, 6_000) == 0  # batch statistics
+    assert frozen_prefix(model("custom_norm"), 4, 54_000, 512, 6_000) == 0
+    assert frozen_prefix(model("skip"), 4, 54_000, 512, 6_000) == 0  # hidden 4 feeds hidden 7
+    assert frozen_prefix(model("skip"), 5, 54_000, 512, 6_000) == 0  # 4 -> 7 crosses 5
+    assert frozen_prefix(model("skip"), 3, 54_000, 512, 6_000) == 3  # 1 -> 3 ends inside the prefix
+    assert frozen_prefix(model("layerwise"), 4, 512 * 10 + 3, 512, 6_000) == 0  # a last batch of 3 rows
+    assert frozen_prefix(model("layerwise"), 4, 54_000, 512, 4096 + 5) == 0  # a validation pass of 5 rows
+
+
 def test_nan_loss_stops_with_a_recorded_message(tiny):
     method = replace(METHODS["relu"], model=replace(METHODS["relu"].model, init_std=1e3), epochs=3)
     model, metrics = train_method(method, tiny)
