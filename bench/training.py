@@ -2,8 +2,8 @@
 
     python -m bench.training [--quick] [--threads N] [--rounds N] [--json PATH]
 
-epoch: one set of interleaved rounds (A, B, C, D, then B, C, D, A, ...: load from other processes on a shared
-machine hits every side alike), each round timing
+epoch: one set of interleaved rounds (A, B, D, C, then B, C, A, D, ...: load from other processes on a shared
+machine hits every side alike, and each kind follows each other kind as often), each round timing
 - ours: an epoch of `baseline` through core.train.train_epochs with diagnostics on, as the CLI trains it: the
   batch loop, the per-step recorder, the validation pass and the per-layer table;
 - ours_no_diagnostics: the same epoch with diagnostics off (ours / it - 1 is the diagnostics overhead);
@@ -52,8 +52,8 @@ from core.models import DeepMLP
 from core.train import make_optimizer, train_epochs
 
 TARGETS = {"fraction_of_limit": 0.90, "diagnostics_overhead": 0.03, "jobs2_minutes": 12.0}
-FULL = dict(train_limit=None, val_limit=None, warmup=1, rounds=7, method_limit=None, method_epochs=2)
-QUICK = dict(train_limit=2048, val_limit=1024, warmup=1, rounds=3, method_limit=1024, method_epochs=1)
+FULL = dict(train_limit=None, val_limit=None, warmup=1, rounds=8, method_limit=None, method_epochs=2)
+QUICK = dict(train_limit=2048, val_limit=1024, warmup=1, rounds=4, method_limit=1024, method_epochs=1)
 KINDS = ("ours", "ours_no_diagnostics", "limit", "reference")
 
 
@@ -214,8 +214,19 @@ def step_matmuls(data: FashionMNIST) -> dict:
 
 
 # -------------------------------------------------------------------------------------------- epoch rounds
+def round_order(r: int) -> list[str]:
+    """Round r's order of KINDS: row r of a Williams square (0, 1, n-1, 2, n-2, ... shifted by r), in which
+    every kind directly follows every other kind once in n rounds (n even)."""
+    n, first = len(KINDS), [0]
+    for j in range(1, len(KINDS)):
+        first.append((j + 1) // 2 if j % 2 else n - j // 2)
+    return [KINDS[(k + r) % n] for k in first]
+
+
 def interleaved_rounds(cfg: dict, data: FashionMNIST, tv_root: Path, steps: int, replay) -> tuple[dict, dict]:
-    """Every kind of KINDS once per round, in rotating order: (wall, cpu) seconds per round."""
+    """Every kind of KINDS once per round, the rounds' orders a balanced Latin square: each kind first in as
+    many rounds as any other, and right after each other kind as often (an epoch runs slower after the
+    reference's, which churns the caches and the heap; a plain rotation would always put ours there)."""
     gens = {"ours": train_epochs(BASELINE, data, diagnostics=True),
             "ours_no_diagnostics": train_epochs(BASELINE, data, diagnostics=False),
             "reference": reference_epochs(tv_root, cfg["train_limit"], BASELINE.batch_size)}
@@ -233,7 +244,7 @@ def interleaved_rounds(cfg: dict, data: FashionMNIST, tv_root: Path, steps: int,
     cpu: dict[str, list[float]] = {k: [] for k in KINDS}
     for r in range(cfg["rounds"]):
         log(f"  round {r + 1}/{cfg['rounds']}")
-        for kind in KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]:
+        for kind in round_order(r):
             w, c, _ = run(kind)
             wall[kind].append(w)
             cpu[kind].append(c)
@@ -532,7 +543,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads for the training measurements (default: %(default)s, as each job of "
                              "`python -m core train --all --jobs 2`)")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds of epochs (default: 7, --quick: 3)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds of epochs (default: 8, --quick: 4; best "
+                                                   "a multiple of 4, so that every order of the square runs)")
 
 
 def main(argv=None) -> int:
