@@ -63,8 +63,8 @@ class LayerRecorder:
     Per step it issues a fixed handful of ops for all layers together (foreach reductions, one stack, in-place
     accumulation), not a few per layer: at these sizes a dispatch costs more than the reduction it runs. Every
     number is computed by the same kernels as one tensor at a time would (a foreach norm runs the per-tensor
-    norm; |g| summed by sum(), not by the differently ordered L1 norm), so the statistics are bit for bit
-    those of the per-layer code."""
+    norm; |g| summed by sum(), not by the sequentially ordered L1 norm, which differs in the last bits), so
+    the statistics are bit for bit those of the per-layer code."""
 
     def __init__(self, linears: list[tuple[str, nn.Linear]], device: str | torch.device = "cpu"):
         self.linears = linears
@@ -77,7 +77,7 @@ class LayerRecorder:
         self._divisor = torch.cat([self._numel, torch.ones_like(self._numel)])
         self._copies = [torch.empty_like(w) for w in self.weights]  # the weights before a sampled step
         self._moving: list[int] = []  # the layers whose update the step under way measures
-        self._errors: list[torch.Tensor | None] = [None] * len(linears)  # dL/dz of the sampled step's backward
+        self._errors: list[torch.Tensor | None] = [None] * len(linears)  # ||dL/dz||_1 of the sampled step
         self._hooks: list = []
         self.reset()
 
@@ -93,10 +93,10 @@ class LayerRecorder:
 
     def _watch(self, i: int, z: torch.Tensor) -> None:
         # only on the sampled steps: a tensor hook and a reduction per layer on every step cost ~7% of an
-        # epoch; skipping the requires_grad=False passes (evaluation, a frozen prefix). The hook keeps dL/dz
-        # (autograd does not write to it afterwards); after_backward reduces all layers' at once.
+        # epoch; skipping the requires_grad=False passes (evaluation, a frozen prefix). The L1 norm sums |g|
+        # without materialising |g|, taken while g is fresh in the cache; after_backward does the rest.
         if z.requires_grad and self._sampling():
-            z.register_hook(lambda g: self._errors.__setitem__(i, g))
+            z.register_hook(lambda g: self._errors.__setitem__(i, torch.linalg.vector_norm(g, 1)))
 
     def _sampling(self) -> bool:
         """Whether the step under way (its forward, backward and update) is one of the sampled ones."""
@@ -118,8 +118,7 @@ class LayerRecorder:
     def after_backward(self) -> None:
         errors = [i for i, e in enumerate(self._errors) if e is not None]
         if errors:
-            # the L1 norm sums |g| without materialising |g|
-            norms = torch.stack(torch._foreach_norm([self._errors[i] for i in errors], 1))
+            norms = torch.stack([self._errors[i] for i in errors])
             _add_at(self.error_sum, errors, norms / _at(self._width, errors))
             _add_at(self.error_batches, errors, 1)
             self._errors = [None] * len(self.linears)
