@@ -1,7 +1,8 @@
 """Benchmarks of the training loop and the app. Run each from the repository root as a module:
 
     python -m bench.benchmark [--quick]   all of training + latency: bench/results/benchmark.json and a table
-    python -m bench.training              training throughput, FLOP/s, diagnostics overhead, per-method epochs
+    python -m bench.training              our epoch vs its matmuls alone and the reference, diagnostics overhead,
+                                          where the epoch goes, per-method epoch times
     python -m bench.latency               app start-up, /compare and /classify latencies
     python -m bench.load                  concurrent /classify clients against a launched (or running) app
     python -m bench.playground_speed      the Playground's default run, and the figures core/playground.py uses

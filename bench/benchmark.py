@@ -1,12 +1,13 @@
-"""The whole benchmark in one command: bench.training (throughput against the reference pipeline, FLOP/s,
-diagnostics overhead, per-method epoch times), then bench.latency (app start-up, /compare and /classify).
+"""The whole benchmark in one command: bench.training (our epoch against its matmuls alone and the reference
+pipeline, diagnostics overhead, where the epoch goes, per-method epoch times), then bench.latency (app
+start-up, /compare and /classify).
 
     python -m bench.benchmark [--quick] [--threads N] [--json PATH] [--skip-app] [--rounds N]
 
 See those two modules for what each section measures and how. Writes bench/results/benchmark.json (or
---json PATH) with the sections "meta", "throughput", "flops", "diagnostics_overhead", "train_time" and
-"app", and prints one table. Concurrent clients: bench.load; the Playground's run: bench.playground_speed
-(in process) and bench.playground_live (in a browser).
+--json PATH) with the sections "meta", "epoch", "breakdown", "train_time" and "app", and prints one table.
+Concurrent clients: bench.load; the Playground's run: bench.playground_speed (in process) and
+bench.playground_live (in a browser).
 """
 from __future__ import annotations
 

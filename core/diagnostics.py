@@ -14,7 +14,7 @@ How the numbers are taken:
   normalization subtract the batch mean, so their bias gradient is ~0 whatever error flows through them.
 - update_ratio is the std of the actual update a step made to the weights (whatever the optimizer:
   for SGD that is lr * grad) over the std of the weights, averaged over every 4th step of the epoch
-  (a sample: measuring every step costs noticeably more; `python -m bench.training` prints how much).
+  (a sample: measuring every step costs noticeably more).
 - weight_std and rel_weight_change (||W - W0|| / ||W0||, W0 = the weights at the start of training, or of
   the stage for a fresh layer-wise head) are read at the end of the epoch.
 - activation_std (hidden layers) is the std of the layer's output over units and images of the same
@@ -57,12 +57,11 @@ def _round(x: float | None) -> float | None:
     return float(f"{x:.6g}")
 
 
-def _stds(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """Sample std of each tensor from a fused L2 norm and a sum: several times faster than Tensor.std()
-    per tensor on CPU, which keeps per-step diagnostics cheap."""
+def _stds(tensors: list[torch.Tensor], n: torch.Tensor) -> torch.Tensor:
+    """Sample std of each tensor (n: their sizes, float) from a fused L2 norm and a sum: several times faster
+    than Tensor.std() per tensor on CPU, which keeps per-step diagnostics cheap."""
     sq = torch.stack(torch._foreach_norm(tensors, 2)) ** 2
     total = torch.stack([t.sum() for t in tensors])
-    n = torch.tensor([t.numel() for t in tensors], dtype=sq.dtype, device=sq.device)
     return ((sq - total * total / n) / (n - 1)).clamp_min(0).sqrt()
 
 
@@ -70,12 +69,26 @@ class LayerRecorder:
     """Accumulates the gradient and update statistics of each Linear over the batches of one epoch.
 
     While attached (a context manager) it watches each Linear's output z for its gradient; that only
-    reads the gradient, so the training run is the same with or without it."""
+    reads the gradient, so the training run is the same with or without it.
+
+    Per step it issues a fixed handful of ops for all layers together (foreach reductions, one stack, in-place
+    accumulation), not a few per layer: at these sizes a dispatch costs more than the reduction it runs. Every
+    number is computed by the same kernels as one tensor at a time would (a foreach norm runs the per-tensor
+    norm; |g| summed by sum(), not by the sequentially ordered L1 norm, which differs in the last bits), so
+    the statistics are bit for bit those of the per-layer code."""
 
     def __init__(self, linears: list[tuple[str, nn.Linear]], device: str | torch.device = "cpu"):
         self.linears = linears
         self.device = torch.device(device)
-        self._errors: list[torch.Tensor | None] = [None] * len(linears)
+        self.weights = [linear.weight for _, linear in linears]
+        size = lambda values: torch.tensor(values, dtype=torch.float32, device=self.device)  # noqa: E731
+        self._numel = size([w.numel() for w in self.weights])
+        self._width = size([w.shape[0] for w in self.weights])  # the size of z's last dimension
+        # mean |g| is the L1 sum over numel, ||g|| is taken as it is (a division by 1 is exact)
+        self._divisor = torch.cat([self._numel, torch.ones_like(self._numel)])
+        self._copies = [torch.empty_like(w) for w in self.weights]  # the weights before a sampled step
+        self._moving: list[int] = []  # the layers whose update the step under way measures
+        self._errors: list[torch.Tensor | None] = [None] * len(linears)  # ||dL/dz||_1 of the sampled step
         self._hooks: list = []
         self.reset()
 
@@ -91,10 +104,10 @@ class LayerRecorder:
 
     def _watch(self, i: int, z: torch.Tensor) -> None:
         # only on the sampled steps: a tensor hook and a reduction per layer on every step cost ~7% of an
-        # epoch; skipping the requires_grad=False passes (evaluation, a frozen prefix)
+        # epoch; skipping the requires_grad=False passes (evaluation, a frozen prefix). The L1 norm sums |g|
+        # without materialising |g|, taken while g is fresh in the cache; after_backward does the rest.
         if z.requires_grad and self._sampling():
-            # the L1 norm sums |g| without materialising |g|
-            z.register_hook(lambda g: self._errors.__setitem__(i, torch.linalg.vector_norm(g, 1) / g.shape[-1]))
+            z.register_hook(lambda g: self._errors.__setitem__(i, torch.linalg.vector_norm(g, 1)))
 
     def _sampling(self) -> bool:
         """Whether the step under way (its forward, backward and update) is one of the sampled ones."""
@@ -103,79 +116,89 @@ class LayerRecorder:
     def reset(self) -> None:
         n, zeros = len(self.linears), lambda *shape: torch.zeros(*shape, device=self.device)  # noqa: E731
         self.batches = zeros(n)
-        self.sums = zeros(n, 2)  # mean |g|, ||g||
+        self.sums = zeros(2, n)  # rows: mean |g|, ||g||
         self.error_sum = zeros(n)  # mean |dl/dz| per image, on the sampled steps
         self.error_batches = zeros(n)
         self.max = zeros(n)
         self.steps = zeros(n)
         self.ratio_sum = zeros(n)
-        self._before: list[torch.Tensor | None] = [None] * n
+        self._moving = []
         self._step = 0
 
     @torch.no_grad()
     def after_backward(self) -> None:
-        # Collected per layer, then added with one stacked op: per-element tensor indexing costs more
-        # than the reductions themselves at these sizes.
-        rows, seen = [], []
-        for i, (_, linear) in enumerate(self.linears):
-            g = linear.weight.grad
-            if g is not None:
-                lo, hi = torch.aminmax(g)  # max |g| without materializing |g| twice
-                rows.append(torch.stack([g.abs().sum() / g.numel(), torch.linalg.vector_norm(g), -lo, hi]))
-                seen.append(i)
-        errors = [(i, e) for i, e in enumerate(self._errors) if e is not None]
+        errors = [i for i, e in enumerate(self._errors) if e is not None]
         if errors:
-            idx = torch.tensor([i for i, _ in errors], device=self.device)
-            self.error_sum[idx] += torch.stack([e for _, e in errors])
-            self.error_batches[idx] += 1
+            norms = torch.stack([self._errors[i] for i in errors])
+            _add_at(self.error_sum, errors, norms / _at(self._width, errors))
+            _add_at(self.error_batches, errors, 1)
             self._errors = [None] * len(self.linears)
-        if not rows:
+        seen = [i for i, w in enumerate(self.weights) if w.grad is not None]
+        if not seen:
             return
-        stats = torch.stack(rows)
+        grads = [self.weights[i].grad for i in seen]
+        absolute = torch._foreach_abs(grads)
+        stats = torch.stack([a.sum() for a in absolute] + list(torch._foreach_norm(grads)))
+        largest = torch.stack([a.amax() for a in absolute])  # faster here than _foreach_max, and as exact
         if len(seen) == len(self.linears):
-            self.sums += stats[:, :2]
-            torch.maximum(self.max, stats[:, 2:].amax(1), out=self.max)
+            self.sums += stats.div_(self._divisor).view(2, -1)
+            torch.maximum(self.max, largest, out=self.max)
             self.batches += 1
         else:
             idx = torch.tensor(seen, device=self.device)
-            self.sums[idx] += stats[:, :2]
-            self.max[idx] = torch.maximum(self.max[idx], stats[:, 2:].amax(1))
+            self.sums[:, idx] += stats.view(2, -1) / self._divisor.view(2, -1)[:, idx]
+            self.max[idx] = torch.maximum(self.max[idx], largest)
             self.batches[idx] += 1
 
     @torch.no_grad()
     def before_step(self) -> None:
         sampled = self._sampling()
         self._step += 1
-        self._before = [linear.weight.detach().clone() if sampled and linear.weight.requires_grad else None
-                        for _, linear in self.linears]
+        self._moving = [i for i, w in enumerate(self.weights) if w.requires_grad] if sampled else []
+        if self._moving:
+            torch._foreach_copy_([self._copies[i] for i in self._moving], [self.weights[i] for i in self._moving])
 
     @torch.no_grad()
     def after_step(self) -> None:
-        pairs = [(i, before, linear.weight) for i, ((_, linear), before) in enumerate(zip(self.linears, self._before))
-                 if before is not None]
-        if not pairs:
+        moving, self._moving = self._moving, []
+        if not moving:
             return
-        idx = torch.tensor([i for i, _, _ in pairs], device=self.device)
-        weights = [w for _, _, w in pairs]
-        deltas = torch._foreach_sub([b for _, b, _ in pairs], weights)
-        self.ratio_sum[idx] += _stds(deltas) / _stds(weights)
-        self.steps[idx] += 1
+        weights = [self.weights[i] for i in moving]
+        deltas = torch._foreach_sub([self._copies[i] for i in moving], weights)
+        n = _at(self._numel, moving)
+        stds = _stds([*deltas, *weights], torch.cat([n, n]))  # the deltas' and the weights', one fused pass
+        _add_at(self.ratio_sum, moving, stds[:len(moving)] / stds[len(moving):])
+        _add_at(self.steps, moving, 1)
 
     def gradient_stats(self) -> list[dict]:
+        batches, (mean_abs, norm), largest = self.batches.tolist(), self.sums.tolist(), self.max.tolist()
+        errors, error_batches = self.error_sum.tolist(), self.error_batches.tolist()
+        ratios, steps = self.ratio_sum.tolist(), self.steps.tolist()
         out = []
         for i in range(len(self.linears)):
-            n = self.batches[i].item()
-            seen = n > 0
+            seen = batches[i] > 0
             out.append({
-                "grad_mean_abs": _round(self.sums[i, 0].item() / n) if seen else None,
-                "grad_max_abs": _round(self.max[i].item()) if seen else None,
-                "grad_norm": _round(self.sums[i, 1].item() / n) if seen else None,
-                "error_mean_abs": (_round(self.error_sum[i].item() / self.error_batches[i].item())
-                                   if self.error_batches[i] > 0 else None),
-                "update_ratio": (_round(self.ratio_sum[i].item() / self.steps[i].item())
-                                 if self.steps[i] > 0 else None),
+                "grad_mean_abs": _round(mean_abs[i] / batches[i]) if seen else None,
+                "grad_max_abs": _round(largest[i]) if seen else None,
+                "grad_norm": _round(norm[i] / batches[i]) if seen else None,
+                "error_mean_abs": _round(errors[i] / error_batches[i]) if error_batches[i] > 0 else None,
+                "update_ratio": _round(ratios[i] / steps[i]) if steps[i] > 0 else None,
             })
         return out
+
+
+def _at(values: torch.Tensor, idx: list[int]) -> torch.Tensor:
+    """values[idx], without an indexing op when idx is every position (the usual case)."""
+    return values if len(idx) == len(values) else values[torch.tensor(idx, device=values.device)]
+
+
+def _add_at(total: torch.Tensor, idx: list[int], values) -> None:
+    """total[idx] += values, as one in-place add when idx is every position."""
+    if len(idx) == len(total):
+        total += values
+    else:
+        at = torch.tensor(idx, device=total.device)
+        total[at] += values
 
 
 def _derivative(activation: str, out: torch.Tensor) -> torch.Tensor:

@@ -13,8 +13,10 @@ from .data import Split, load_sample, to_images
 from .models import DeepMLP
 from .preprocess import preprocess
 
-__all__ = ["CONSTANT_SPREAD", "KINDS", "accuracy", "evaluate", "output_spread", "photo_check", "photo_like",
-           "photo_robustness", "sample_accuracy"]
+__all__ = ["CONSTANT_SPREAD", "EVAL_BATCH", "KINDS", "accuracy", "evaluate", "output_spread", "photo_check",
+           "photo_like", "photo_robustness", "sample_accuracy"]
+
+EVAL_BATCH = 4096  # images per forward pass when evaluating
 
 # A model whose output_spread on the committed sample is below this gives every image the same answer: its
 # probabilities move by less than a tenth of a percentage point from one image to the next, too little to
@@ -25,15 +27,17 @@ CONSTANT_SPREAD = 1e-3
 
 
 @torch.no_grad()
-def evaluate(model: DeepMLP, split: Split, depth: int | None = None, batch_size: int = 4096) -> tuple[float, float]:
+def evaluate(model: DeepMLP, split: Split, depth: int | None = None, batch_size: int = EVAL_BATCH,
+             start: int = 0) -> tuple[float, float]:
     """(mean cross-entropy, accuracy) of `model` in eval mode on a split, through its first `depth` hidden
-    layers (all by default). The model's train/eval mode is restored afterwards."""
+    layers (all by default); with `start`, split.x holds hidden layer `start`'s outputs (DeepMLP.forward).
+    The model's train/eval mode is restored afterwards."""
     was_training = model.training
     model.eval()
     loss_sum, correct = 0.0, 0
     try:
         for i in range(0, len(split), batch_size):
-            logits = model(split.x[i:i + batch_size], depth)
+            logits = model(split.x[i:i + batch_size], depth, start)
             y = split.y[i:i + batch_size]
             loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
             correct += (logits.argmax(1) == y).sum().item()

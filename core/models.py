@@ -2,6 +2,7 @@
 # (no `from __future__ import annotations`: the Hub mixin reads DeepMLP's `config` annotation at run time to
 # rebuild the ModelConfig from config.json in `from_pretrained`)
 from dataclasses import asdict, dataclass, fields
+from itertools import islice
 
 import torch
 from huggingface_hub import PyTorchModelHubMixin
@@ -130,31 +131,38 @@ class DeepMLP(nn.Module, PyTorchModelHubMixin):
             nn.init.normal_(linear.weight, mean=0.0, std=self.config.init_std)
             nn.init.zeros_(linear.bias)
 
-    def forward(self, x: torch.Tensor, depth: int | None = None) -> torch.Tensor:
-        """Logits from the first `depth` hidden layers (all by default) and the head."""
-        return self.head(self.features(x, depth))
+    def forward(self, x: torch.Tensor, depth: int | None = None, start: int = 0) -> torch.Tensor:
+        """Logits from the first `depth` hidden layers (all by default) and the head; with `start`, x is
+        hidden layer `start`'s output and only the layers after it run."""
+        return self.head(self.features(x, depth, start=start))
 
     def features(self, x: torch.Tensor, depth: int | None = None, normalise_gradients: bool = True,
-                 preactivations: list[torch.Tensor] | None = None) -> torch.Tensor:
-        """Run the first `depth` hidden layers (all by default). `preactivations`, if given, receives each
-        layer's Linear output z (before norm and activation), for gradients with respect to it; with
-        `normalise_gradients` False the GradientNorm layers (identity forward) are left out of the graph."""
+                 preactivations: list[torch.Tensor] | None = None, start: int = 0) -> torch.Tensor:
+        """Run the first `depth` hidden layers (all by default), or with `start` only those after hidden layer
+        `start`, whose output x then is (no skip connection may cross it). `preactivations`, if given,
+        receives each layer's Linear output z (before norm and activation), for gradients with respect to it;
+        with `normalise_gradients` False the GradientNorm layers (identity forward) are left out of the graph."""
         h = x.flatten(1)
         skips = self.config.skips
+        if any(src <= start < dst for src, dst in skips):
+            raise ValueError(f"a skip connection crosses hidden layer {start}: start there is not possible")
         outputs = {}  # 1-based hidden layer -> its output, kept only for the layers a skip reads from
         sources = {src for src, _ in skips}
-        for i in range(depth or self.config.depth):
-            z = self.linears[i](h)
+        layers = zip(self.linears, self.norms, self.acts, self.grad_norms)
+        for i, (linear, norm, act, grad_norm) in islice(enumerate(layers), start, depth or self.config.depth):
+            z = linear(h)
             if preactivations is not None:
                 preactivations.append(z)
-            h = self.acts[i](self.norms[i](z))
-            for src, dst in skips:
-                if dst == i + 1:
-                    h = h + outputs[src]
-            if i + 1 in sources:
-                outputs[i + 1] = h
-            if normalise_gradients:
-                h = self.grad_norms[i](h)
+            # an Identity norm or gradient norm is skipped rather than called: a module call per layer and step
+            h = act(z if type(norm) is nn.Identity else norm(z))
+            if skips:
+                for src, dst in skips:
+                    if dst == i + 1:
+                        h = h + outputs[src]
+                if i + 1 in sources:
+                    outputs[i + 1] = h
+            if normalise_gradients and type(grad_norm) is not nn.Identity:
+                h = grad_norm(h)
         return h
 
     def named_linears(self, depth: int | None = None) -> list[tuple[str, nn.Linear]]:

@@ -8,16 +8,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .data import FashionMNIST, Split
 from .diagnostics import LayerRecorder, layer_table
-from .evaluate import evaluate
+from .evaluate import EVAL_BATCH, evaluate
 from .methods import Method, Stage
 from .models import DeepMLP
 
 PROBE_SIZE = 1024  # validation images used to measure saturation
+# A CPU matmul gives each row of its result the same bits whatever the other rows are, from 4 rows on (checked
+# with torch 2.11's MKL on this project's AMD EPYC for 4 to 54,000 rows; 1-3 rows take other kernels): a stage
+# computes its frozen layers once only if every matmul involved has at least this many rows
+MIN_ROWS = 8
 INIT_PROBE_BATCHES = 4  # training batches averaged for the epoch-0 gradient statistics
 OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
@@ -44,7 +49,9 @@ class EpochUpdate:
 def make_optimizer(method: Method, params) -> torch.optim.Optimizer:
     if method.optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {method.optimizer!r}")
-    return OPTIMIZERS[method.optimizer](params, lr=method.lr, weight_decay=method.weight_decay)
+    # foreach: one op per update step for all parameters (torch's default on CUDA, not on the CPU); on the CPU
+    # it runs the same per-tensor kernels, so the weights are bit for bit those of the per-parameter loop
+    return OPTIMIZERS[method.optimizer](params, lr=method.lr, weight_decay=method.weight_decay, foreach=True)
 
 
 def _init_gradients(model: DeepMLP, recorder: LayerRecorder, train: Split, batch_size: int, depth: int,
@@ -60,6 +67,24 @@ def _init_gradients(model: DeepMLP, recorder: LayerRecorder, train: Split, batch
     with torch.no_grad():
         for k, v in model.named_buffers():
             v.copy_(buffers[k])
+
+
+def frozen_prefix(model: DeepMLP, frozen: int, n_train: int, batch_size: int, n_val: int) -> int:
+    """How many hidden layers a stage can compute once instead of on every batch: its `frozen` ones, when they
+    give each image an output of its own (no norm with batch statistics, no skip connection out of them)
+    and every matmul involved has MIN_ROWS rows or more; else 0. Frozen, they give the same all stage long.
+    (On CUDA, whose matmuls pick kernels by shape, that may move the last bits; no CUDA run is bitwise anyway.)"""
+    batches = lambda n, size: {min(n, size), n % size or min(n, size)}  # noqa: E731
+    rows = batches(n_train, batch_size) | batches(n_val, EVAL_BATCH) | {n_train, n_val}
+    config = model.config
+    alone = config.norm == "none" and not any(src <= frozen < dst for src, dst in config.skips)
+    return frozen if frozen and alone and min(rows) >= MIN_ROWS else 0
+
+
+@torch.no_grad()
+def hidden_outputs(model: DeepMLP, split: Split, layers: int) -> Split:
+    """`split` with x replaced by hidden layer `layers`' output (the same split when `layers` is 0)."""
+    return Split(model.features(split.x, layers), split.y) if layers else split
 
 
 def on_device(data: FashionMNIST, device: str | torch.device) -> FashionMNIST:
@@ -120,11 +145,14 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
         active = [(n, l) for n, l in model.named_linears(stage.depth) if l.weight.requires_grad]
         recorder = LayerRecorder(active, device)
         initial["output"] = model.head.weight.detach().clone()
+        # the frozen layers' outputs, once for the stage: its batches and validation passes start after them
+        start = frozen_prefix(model, stage.frozen, len(data.train), method.batch_size, len(data.val))
+        train, val = hidden_outputs(model, data.train, start), hidden_outputs(model, data.val, start)
 
         def row(train_loss: float, train_acc: float, epoch: int = 0, stage=stage, stage_number=stage_index + 1,
-                active=active, recorder=recorder, depth=stage.depth) -> dict:
+                active=active, recorder=recorder, val=val, start=start, depth=stage.depth) -> dict:
             """One history row of metrics.json, from the model as it is now, through its first `depth` layers."""
-            val_loss, val_acc = evaluate(model, data.val, depth)
+            val_loss, val_acc = evaluate(model, val, depth, start=start)
             layers = (layer_table(model, active, initial, recorder.gradient_stats(), probe_x, depth)
                       if diagnostics else [])
             return {"epoch": epoch, "stage": stage_number, "train_loss": train_loss, "train_acc": train_acc,
@@ -145,16 +173,18 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
             for _ in range(method.epochs):
                 epoch += 1
                 recorder.reset()
-                loss_sum = torch.zeros((), device=device)
-                correct, stopped = torch.zeros((), dtype=torch.long, device=device), None
+                # the loss summed in float32 as a float32 tensor would (numpy scalars round alike, without a
+                # dispatch each); predictions compared with their labels once, at the end of the epoch
+                loss_sum, predictions, labels, stopped = np.float32(0), [], [], None
                 for idx in torch.randperm(len(data.train), generator=gen).to(device).split(method.batch_size):
                     if should_stop is not None and should_stop():
                         return
-                    x, y = data.train.x.index_select(0, idx), data.train.y.index_select(0, idx)
-                    logits = model(x, stage.depth)
+                    x, y = train.x.index_select(0, idx), train.y.index_select(0, idx)
+                    logits = model(x, stage.depth, start)
                     loss = F.cross_entropy(logits, y)
-                    if not torch.isfinite(loss):
-                        stopped = f"loss became {loss.item()} in epoch {epoch}; training stopped there"
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        stopped = f"loss became {value} in epoch {epoch}; training stopped there"
                         break
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
@@ -164,12 +194,14 @@ def train_epochs(method: Method, data: FashionMNIST, diagnostics: bool = True,
                     optimizer.step()
                     if diagnostics:
                         recorder.after_step()
-                    loss_sum += loss.detach() * len(y)
-                    correct += (logits.argmax(1) == y).sum()
+                    loss_sum += np.float32(value) * np.float32(len(y))
+                    predictions.append(logits.argmax(1))
+                    labels.append(y)
                 if scheduler is not None:
                     scheduler.step()
                 n = len(data.train)
-                record = row(loss_sum.item() / n, correct.item() / n, epoch)
+                correct = int((torch.cat(predictions) == torch.cat(labels)).sum()) if predictions else 0
+                record = row(float(loss_sum) / n, correct / n, epoch)
                 yield EpochUpdate(model, record, total, stopped)
                 if stopped:
                     return

@@ -164,3 +164,21 @@ def test_bad_model_arguments_are_refused():
         DeepMLP(ModelConfig(activation="swish"))
     with pytest.raises(ValueError, match="skip"):
         DeepMLP(ModelConfig(depth=3, skips=((2, 5),)))
+
+
+@pytest.mark.parametrize("name", ["baseline", "skip", "grad_norm"])
+def test_starting_after_a_hidden_layer_continues_the_same_forward(name):
+    """features(h, depth, start=k) on hidden layer k's output is the rest of the forward pass, bit for bit;
+    a start that a skip connection crosses is refused."""
+    torch.manual_seed(0)
+    m = DeepMLP(METHODS[name].model)
+    x = torch.rand(32, 784)
+    for k in (1, 3, 5):
+        if any(src <= k < dst for src, dst in m.config.skips):
+            with pytest.raises(ValueError, match="skip connection crosses"):
+                m(m.features(x, k), start=k)
+            continue
+        assert torch.equal(m(m.features(x, k), start=k), m(x)), k
+        zs = []
+        m.features(m.features(x, k), 6, start=k, preactivations=zs)
+        assert len(zs) == 6 - k  # the Linear outputs of the layers it ran

@@ -97,6 +97,62 @@ def test_error_is_sampled_on_the_steps_the_update_ratio_samples(tiny):
     assert recorder.batches.tolist() == [6] * 8
 
 
+@pytest.mark.parametrize("frozen", [0, 2])
+def test_recorder_statistics_are_bit_for_bit_the_per_layer_definitions(frozen, tiny):
+    """The recorder's fused ops give exactly what one op per layer and step gives: mean |g| = sum(|g|) / numel,
+    ||g||, max |g|, the error ||dL/dz||_1 / units and the update's std over the weights' (on the sampled
+    steps), summed in float32 step by step. Frozen layers (no gradient, no update) take the index path."""
+    torch.manual_seed(0)
+    model = DeepMLP(METHODS["baseline"].model).train()
+    for linear in model.linears[:frozen]:
+        linear.requires_grad_(False)
+    linears = model.named_linears()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    recorder = LayerRecorder(linears)
+    n = len(linears)
+    mean_abs, norm, largest, error, ratio = (torch.zeros(n) for _ in range(5))
+
+    def std(t):  # the sample std as the recorder takes it: from the squared L2 norm and the sum
+        size = torch.tensor(float(t.numel()))
+        return ((torch.linalg.vector_norm(t) ** 2 - t.sum() * t.sum() / size) / (size - 1)).clamp_min(0).sqrt()
+
+    grads = {}  # dL/dz of each layer in use, this step
+    with recorder:
+        for step in range(6):
+            x, y = tiny.train.x[64 * step:64 * (step + 1)], tiny.train.y[64 * step:64 * (step + 1)]
+            zs = []
+            logits = model.head(model.features(x, preactivations=zs))
+            grads.clear()
+            for i, z in enumerate([*zs, logits]):
+                if z.requires_grad:
+                    z.register_hook(lambda g, i=i: grads.__setitem__(i, g))
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(logits, y).backward()
+            recorder.after_backward()
+            before = [lin.weight.detach().clone() for _, lin in linears]
+            recorder.before_step()
+            opt.step()
+            recorder.after_step()
+            for i, (_, lin) in enumerate(linears):
+                g = lin.weight.grad
+                if g is None:
+                    continue
+                mean_abs[i] += g.abs().sum() / g.numel()
+                norm[i] += torch.linalg.vector_norm(g)
+                lo, hi = torch.aminmax(g)
+                largest[i] = torch.maximum(largest[i], torch.maximum(-lo, hi))
+                if step % 4 == 0:  # the sampled steps
+                    error[i] += torch.linalg.vector_norm(grads[i], 1) / grads[i].shape[-1]
+                    ratio[i] += std(before[i] - lin.weight.detach()) / std(lin.weight.detach())
+    seen = torch.tensor([float(i >= frozen) for i in range(n - 1)] + [1.0])
+    assert torch.equal(recorder.batches, 6 * seen) and torch.equal(recorder.steps, 2 * seen)
+    assert torch.equal(recorder.error_batches, 2 * seen)
+    assert torch.equal(recorder.sums[0], mean_abs) and torch.equal(recorder.sums[1], norm)
+    assert torch.equal(recorder.max, largest) and torch.equal(recorder.error_sum, error)
+    assert torch.equal(recorder.ratio_sum, ratio)
+    assert all((row["grad_norm"] is None) == (i < frozen) for i, row in enumerate(recorder.gradient_stats()))
+
+
 @pytest.mark.parametrize("name", ["batchnorm", "layerwise"])
 def test_watching_the_error_does_not_change_training(name, tiny, monkeypatch):
     method = replace(METHODS[name], epochs=1)
@@ -151,6 +207,38 @@ def test_layerwise_frozen_layers_are_not_in_the_optimizer(tiny, monkeypatch):
     assert len(seen) == 7
     hidden1 = id(model.linears[0].weight)
     assert [hidden1 in s for s in seen] == [True, False, True, False, True, False, True]
+
+
+@pytest.mark.parametrize("name", ["layerwise", "layerwise_6"])
+def test_frozen_layers_computed_once_per_stage_train_bit_for_bit_as_per_batch(name, tiny, monkeypatch):
+    """A stage computes its frozen prefix once for all images (core.train.frozen_prefix), not on every batch;
+    the weights and every metric are exactly those of computing it batch by batch."""
+    import core.train as train
+    method = replace(METHODS[name], epochs=1)
+    starts = []
+    real = train.frozen_prefix
+    monkeypatch.setattr(train, "frozen_prefix", lambda *a: starts.append(real(*a)) or starts[-1])
+    cached, a = train_method(method, tiny)
+    assert starts == [s.frozen for s in method.stages] and max(starts) == 6
+    monkeypatch.setattr(train, "frozen_prefix", lambda *a: 0)
+    per_batch, b = train_method(method, tiny)
+    assert all(torch.equal(v, per_batch.state_dict()[k]) for k, v in cached.state_dict().items())
+    strip = lambda m: {k: v for k, v in m.items() if k != "train_seconds"}  # noqa: E731
+    assert strip(a) == strip(b)
+
+
+def test_frozen_prefix_only_where_each_image_is_computed_alone():
+    from core.train import frozen_prefix
+    model = lambda name: DeepMLP(METHODS[name].model)  # noqa: E731
+    assert frozen_prefix(model("layerwise"), 4, 54_000, 512, 6_000) == 4
+    assert frozen_prefix(model("layerwise"), 0, 54_000, 512, 6_000) == 0
+    assert frozen_prefix(model("batchnorm"), 4, 54_000, 512, 6_000) == 0  # batch statistics
+    assert frozen_prefix(model("custom_norm"), 4, 54_000, 512, 6_000) == 0
+    assert frozen_prefix(model("skip"), 4, 54_000, 512, 6_000) == 0  # hidden 4 feeds hidden 7
+    assert frozen_prefix(model("skip"), 5, 54_000, 512, 6_000) == 0  # 4 -> 7 crosses 5
+    assert frozen_prefix(model("skip"), 3, 54_000, 512, 6_000) == 3  # 1 -> 3 ends inside the prefix
+    assert frozen_prefix(model("layerwise"), 4, 512 * 10 + 3, 512, 6_000) == 0  # a last batch of 3 rows
+    assert frozen_prefix(model("layerwise"), 4, 54_000, 512, 4096 + 5) == 0  # a validation pass of 5 rows
 
 
 def test_nan_loss_stops_with_a_recorded_message(tiny):
