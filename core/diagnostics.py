@@ -253,18 +253,18 @@ def probe_stats(model: DeepMLP, probe_x: torch.Tensor, depth: int | None = None)
             model.acts[i].register_forward_hook(lambda _m, _inp, out, i=i: activation(i, out)),
             model.norms[i].register_forward_hook(
                 lambda m, inp, _out, i=i: stats["norm_gain"].__setitem__(i, _norm_gain(m, inp[0]))),
-            # the GradientNorm slot (the identity forward) takes the layer's output after its skip, if any
-            model.grad_norms[i].register_forward_hook(
-                lambda _m, inp, _out, i=i: stats["signal_std"].__setitem__(i, _median_unit_std(inp[0]))),
         ]
+    outputs: list[torch.Tensor] = []  # each hidden layer's output after its skip, if any
     was_training = model.training
     model.eval()
     try:
-        logits = model(probe_x, depth)
+        logits = model.head(model.features(probe_x, depth, outputs=outputs))
     finally:
         model.train(was_training)
         for h in hooks:
             h.remove()
+    for i, h in enumerate(outputs):
+        stats["signal_std"][i] = _median_unit_std(h)
     stats["signal_std"][-1] = _median_unit_std(logits)
     return stats
 

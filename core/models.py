@@ -137,16 +137,19 @@ class DeepMLP(nn.Module, PyTorchModelHubMixin):
         return self.head(self.features(x, depth, start=start))
 
     def features(self, x: torch.Tensor, depth: int | None = None, normalise_gradients: bool = True,
-                 preactivations: list[torch.Tensor] | None = None, start: int = 0) -> torch.Tensor:
+                 preactivations: list[torch.Tensor] | None = None, start: int = 0,
+                 outputs: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Run the first `depth` hidden layers (all by default), or with `start` only those after hidden layer
         `start`, whose output x then is (no skip connection may cross it). `preactivations`, if given,
         receives each layer's Linear output z (before norm and activation), for gradients with respect to it;
-        with `normalise_gradients` False the GradientNorm layers (identity forward) are left out of the graph."""
+        `outputs`, if given, each hidden layer's output (after its activation and skip: what the next layer
+        gets); with `normalise_gradients` False the GradientNorm layers (identity forward) are left out of the
+        graph."""
         h = x.flatten(1)
         skips = self.config.skips
         if any(src <= start < dst for src, dst in skips):
             raise ValueError(f"a skip connection crosses hidden layer {start}: start there is not possible")
-        outputs = {}  # 1-based hidden layer -> its output, kept only for the layers a skip reads from
+        skip_from = {}  # 1-based hidden layer -> its output, kept only for the layers a skip reads from
         sources = {src for src, _ in skips}
         layers = zip(self.linears, self.norms, self.acts, self.grad_norms)
         for i, (linear, norm, act, grad_norm) in islice(enumerate(layers), start, depth or self.config.depth):
@@ -158,9 +161,11 @@ class DeepMLP(nn.Module, PyTorchModelHubMixin):
             if skips:
                 for src, dst in skips:
                     if dst == i + 1:
-                        h = h + outputs[src]
+                        h = h + skip_from[src]
                 if i + 1 in sources:
-                    outputs[i + 1] = h
+                    skip_from[i + 1] = h
+            if outputs is not None:
+                outputs.append(h)
             if normalise_gradients and type(grad_norm) is not nn.Identity:
                 h = grad_norm(h)
         return h
