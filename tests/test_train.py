@@ -31,6 +31,8 @@ def test_every_method_trains_an_epoch(name, tiny):
         assert layer["grad_mean_abs"] is not None and layer["grad_mean_abs"] >= 0
         assert layer["rel_weight_change"] >= 0
     assert last["layers"][-1]["rel_weight_change"] > 0  # (std-10 sigmoids can saturate to an exact 0 gradient)
+    assert all(l["signal_std"] is not None for l in last["layers"])  # every layer's forward signal, and the logits'
+    assert all(l["derivative_mean"] is not None for l in last["layers"][:-1])
     expected_saturation = method.model.activation != "relu"
     assert all((l["saturation"] is not None) == expected_saturation for l in last["layers"][:-1])
     assert all(l["signal_std"] is not None for l in last["layers"])  # the logits too
