@@ -7,7 +7,11 @@ import ast
 import hashlib
 import io
 import json
+import multiprocessing
+import os
+import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,9 +27,10 @@ from safetensors.torch import save_file
 
 import core.checkpoint as C
 from bench.common import ROOT, AppServer
-from core.checkpoint import load_checkpoint, rebuild_command, save_checkpoint
+from core.checkpoint import load_checkpoint, rebuild_command, save_checkpoint, write_json
 from core.methods import METHODS
 from core.models import DeepMLP, ModelConfig
+from tests import killed_saves as K
 from tests.helpers import fake_run
 
 
@@ -284,14 +289,14 @@ def _assert_old_or_new(folder: Path, old_hashes: dict, new: DeepMLP | None = Non
 
 def test_interrupt_while_writing_weights(old_checkpoint, monkeypatch):
     folder, old_hashes = old_checkpoint
-    real = C.save_file
+    real = Path.write_bytes
 
-    def half_then_interrupt(tensors, filename, metadata=None):
-        real(tensors, filename, metadata=metadata)
-        data = Path(filename).read_bytes()
-        Path(filename).write_bytes(data[: len(data) // 2])
-        raise KeyboardInterrupt
-    monkeypatch.setattr(C, "save_file", half_then_interrupt)
+    def half_then_interrupt(path, data):
+        if path.name.startswith(".model.safetensors."):
+            real(path, data[: len(data) // 2])
+            raise KeyboardInterrupt
+        return real(path, data)
+    monkeypatch.setattr(Path, "write_bytes", half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(_model(1), _metrics(_model(1)), folder)
     _assert_old_or_new(folder, old_hashes)
@@ -328,3 +333,176 @@ def test_signal_between_renames(old_checkpoint, default_sigint, monkeypatch, aft
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(new, _metrics(new), folder)
     _assert_old_or_new(folder, old_hashes, new)
+
+
+
+def test_an_error_between_renames_puts_the_previous_checkpoint_back(old_checkpoint, monkeypatch):
+    folder, old_hashes = old_checkpoint
+    real, renames = C.os.replace, []
+
+    def replace_then_fail(src, dst):
+        renames.append(dst)
+        if len(renames) == 2:
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+    monkeypatch.setattr(C.os, "replace", replace_then_fail)
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(_model(1), _metrics(_model(1)), folder)
+    monkeypatch.undo()
+    assert _hashes(folder) == old_hashes and not _leftovers(folder)  # the previous set, back under its names
+
+
+def test_a_write_clears_what_killed_writers_left_and_nothing_else(tmp_path):
+    seeds = tmp_path / "relu" / "seeds"
+    seeds.mkdir(parents=True)
+    orphans = [seeds / ".43.json.k2j8x_0a.tmp", seeds / ".tmpA1b2C3"]  # ours (mkstemp), safetensors' save_file's
+    others = [seeds / ".keep", seeds / "notes.tmp", seeds / "44.json"]
+    for path in orphans + others:
+        path.write_text("x")
+    write_json(seeds / "43.json", {"a": 1})
+    assert not any(p.exists() for p in orphans) and all(p.exists() for p in others)
+    assert json.loads((seeds / "43.json").read_text()) == {"a": 1}
+    save_checkpoint(_model(0), _metrics(_model(0)), tmp_path / "relu")  # a checkpoint folder: the same
+    (tmp_path / "relu" / ".model.safetensors.abcdefgh.tmp").write_text("x")
+    assert C.clean_orphans(tmp_path) == [
+        "relu: removed 1 temp file(s) of a killed save (.model.safetensors.abcdefgh.tmp)"]
+    assert C.clean_orphans(tmp_path) == []
+
+# --- a save killed (SIGKILL, a real signal to a real process) at every point of it ---
+
+@pytest.fixture(scope="module")
+def forks():
+    """Processes forked from a forkserver that imported tests.killed_saves (and torch) once."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["tests.killed_saves"])
+    return context
+
+
+def _run(forks, target, *args) -> int:
+    child = forks.Process(target=target, args=args)
+    child.start()
+    child.join(120)
+    if child.is_alive():
+        child.kill()
+        child.join()
+        pytest.fail(f"{target.__name__}{args} did not finish")
+    return child.exitcode
+
+
+SETS = {seed: K.model(seed).eval() for seed in (1, 2, 3)}  # old, new, and the save after that
+LIVE = {name: name for name in C.FILES}
+
+
+def _served(folder: Path) -> int:
+    """Which set load_checkpoint serves: its weights exactly that seed's model, its metrics that seed's, and
+    the metrics.json the results table reads the same (never a mix)."""
+    model, metrics = load_checkpoint(folder)
+    seed = metrics["seed"]
+    x = torch.rand(3, 784)
+    assert seed in SETS and torch.equal(model(x), SETS[seed](x)), seed
+    assert C.read_metrics(folder / "metrics.json")["seed"] == seed
+    return seed
+
+
+def _live_loads(folder: Path) -> bool:
+    """Whether the live files load by themselves (not through the .prev fallback)."""
+    return C._loads(folder, {name: folder / name for name in C.FILES})
+
+
+@pytest.fixture
+def old_set(tmp_path):
+    base = tmp_path / "base"
+    save_checkpoint(K.model(1), K.metrics(1), base / "m")
+    return base
+
+
+def _disk_calls(forks, old_set, tmp_path, calls=K.DISK_CALLS) -> int:
+    root = shutil.copytree(old_set, tmp_path / "count")
+    count = tmp_path / "count.txt"
+    assert _run(forks, K.save_killed_at, str(root / "m"), 2, 0, str(count), calls) == 0
+    assert _served(root / "m") == 2
+    return int(count.read_text())
+
+
+def test_a_save_killed_at_any_point_leaves_the_previous_or_the_new_checkpoint(forks, old_set, tmp_path):
+    n = _disk_calls(forks, old_set, tmp_path)
+    assert n >= 13  # 3 temp files fsynced, 3 .prev links, 3 renames, 3 links removed, the folder fsynced
+    served, mixed = {}, {}
+    for k in range(1, n + 1):
+        root = shutil.copytree(old_set, tmp_path / f"kill{k}")
+        folder = root / "m"
+        assert _run(forks, K.save_killed_at, str(folder), 2, k, "", K.DISK_CALLS) == -signal.SIGKILL
+        served[k], mixed[k] = _served(folder), not _live_loads(folder)  # what the app would serve now
+        if k % 2:  # the app or CLI starting up settles it...
+            assert any(line.startswith("m: ") for line in C.clean_orphans(root)) or not _leftovers(root)
+            assert _served(folder) == served[k] and _live_loads(folder)
+        else:  # ...or the next save into the folder does
+            save_checkpoint(K.model(3), K.metrics(3), folder)
+            assert _served(folder) == 3
+        assert not _leftovers(root), (k, _leftovers(root))
+    order = [served[k] for k in range(1, n + 1)]
+    assert order[0] == 1 and order[-1] == 2 and order == sorted(order), order  # old until the switch, then new
+    # killed between renames, the live files are a mix the loader alone would refuse: the .prev links save it
+    assert any(mixed.values()) and all(served[k] == 1 for k in mixed if mixed[k]), (served, mixed)
+
+
+@pytest.mark.parametrize("renamed", [1, 2], ids=["after-weights", "after-weights-and-config"])
+def test_a_crash_between_renames_keeps_the_previous_checkpoint(forks, old_set, tmp_path, renamed):
+    before = _hashes(old_set / "m")
+    assert _disk_calls(forks, old_set, tmp_path, ("replace",)) == 3
+    root = shutil.copytree(old_set, tmp_path / "crashed")
+    folder = root / "m"
+    code = _run(forks, K.save_killed_at, str(folder), 2, renamed + 1, "", ("replace",))  # killed before the next
+    assert code == -signal.SIGKILL
+    assert not _live_loads(folder)  # new weights beside the old metrics: mixed
+    with pytest.raises(C.CheckpointError, match="does not match the hash"):
+        C._load_files(folder, {name: folder / name for name in C.FILES})
+    assert _served(folder) == 1  # the previous checkpoint, from its .prev links, at once and read-only
+    done = C.recover(folder)  # the next start (or save): the previous set back under the live names
+    assert done[0] == "restored the previous checkpoint (a save was interrupted between its renames)", done
+    assert done[1].startswith(f"removed {3 - renamed} temp file(s) of a killed save"), done  # the unrenamed ones
+    assert _hashes(folder) == before and not _leftovers(root)  # byte for byte the previous checkpoint
+
+
+def test_saves_killed_at_random_moments(forks, old_set, tmp_path):
+    folder = old_set / "m"
+    rng = random.Random(0)
+    seen = set()
+    for i in range(20):
+        started = tmp_path / f"started{i}"
+        child = forks.Process(target=K.save_forever, args=(str(folder), (2, 1), str(started)))
+        child.start()
+        deadline = time.monotonic() + 120
+        while not started.exists() and child.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert started.exists(), "the saving child did not start"
+        time.sleep(rng.uniform(0, 0.08))  # some saves later, somewhere inside one
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(30)
+        assert child.exitcode == -signal.SIGKILL
+        seen.add(_served(folder))
+        if i % 4 == 3:
+            C.clean_orphans(old_set)
+            assert not _leftovers(old_set) and _live_loads(folder)
+    assert seen == {1, 2}, seen  # both sets were caught on disk, and nothing else ever was
+
+
+def test_a_live_saves_temp_file_is_not_an_orphan(forks, old_set, tmp_path):
+    folder = old_set / "m"
+    ready = tmp_path / "ready"
+    child = forks.Process(target=K.hold_the_lock, args=(str(folder), str(ready)))
+    child.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert ready.exists()
+        temp = folder / ".model.safetensors.abcd1234.tmp"
+        assert C.clean_orphans(old_set) == [] and C.recover(folder) == [] and temp.exists()  # its writer is alive
+    finally:
+        child.kill()
+        child.join(30)
+    assert C.clean_orphans(old_set) == ["m: removed 1 temp file(s) of a killed save (.model.safetensors.abcd1234.tmp)"]
+    assert not temp.exists() and not _leftovers(old_set)
+    assert _served(folder) == 1
+
