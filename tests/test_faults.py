@@ -219,9 +219,12 @@ def previous(tmp_path_factory):
     return out
 
 
+TRAINING = "checkpoints already on disk are intact; baseline_3 was being trained and was not saved"
+
+
 @pytest.mark.parametrize("sig,code,message", [
-    (signal.SIGINT, 130, "interrupted: checkpoints already on disk are intact"),
-    (signal.SIGTERM, 143, None),
+    (signal.SIGINT, 130, f"interrupted: {TRAINING}"),
+    (signal.SIGTERM, 143, f"terminated (SIGTERM): {TRAINING}"),
 ], ids=["SIGINT", "SIGTERM"])
 def test_interrupted_training_keeps_the_previous_checkpoint(previous, default_sigint, sig, code, message):
     folder = previous / "baseline_3"
@@ -250,8 +253,7 @@ def test_interrupted_training_keeps_the_previous_checkpoint(previous, default_si
     stderr = err.decode(errors="replace")
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr and "Error" not in stderr, stderr
-    if message:
-        assert message in stderr, stderr[-500:]
+    assert stderr.rstrip().splitlines()[-1].startswith(message), stderr[-500:]  # one line, the last
     assert _hashes(folder) == before  # byte-identical
     assert not _leftovers(previous), _leftovers(previous)
 
@@ -506,3 +508,79 @@ def test_a_live_saves_temp_file_is_not_an_orphan(forks, old_set, tmp_path):
     assert not temp.exists() and not _leftovers(old_set)
     assert _served(folder) == 1
 
+
+# --- the CLI's last line when a real signal reaches it at start-up or in the middle of a save ---
+
+def _handles(pid: int, number: int) -> bool:
+    """Whether process `pid` has a handler installed for signal `number` (SigCgt in /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    return False
+
+
+@pytest.mark.parametrize("sig,code,how", [(signal.SIGINT, 130, "interrupted"),
+                                          (signal.SIGTERM, 143, "terminated (SIGTERM)")], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_during_start_up_ends_with_one_line(default_sigint, tmp_path, sig, code, how):
+    proc = _train("--epochs", "1", "--limit", "500", "--out", str(tmp_path))
+    try:
+        deadline = time.monotonic() + 60
+        # core/__main__.py's first act is to handle SIGTERM; what follows is importing torch (seconds)
+        while not _handles(proc.pid, signal.SIGTERM) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == code, stderr.decode()
+    assert stderr.decode() == f"{how} during start-up: nothing was read or written\n" and stdout == b""
+    assert list(tmp_path.iterdir()) == []
+
+
+# A real SIGTERM at an exact point of the save: the CLI run in a process that sends it to itself from inside
+# the save (a signal from outside cannot be timed to a millisecond window).
+SIGNAL_INSIDE = """
+import os, runpy, signal, sys
+import core.checkpoint as C
+point = sys.argv.pop(1)
+if point == "rename":  # as the first file is renamed into place
+    real = os.replace
+    def replace(src, dst):
+        if str(dst).endswith("model.safetensors"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(src, dst)
+    os.replace = replace
+else:  # while the temp files are being written (between the weights and metrics.json)
+    real = C.sha256
+    def sha256(path):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real(path)
+    C.sha256 = sha256
+sys.argv[0] = "core"
+runpy.run_module("core", run_name="__main__", alter_sys=True)
+"""
+
+
+@pytest.mark.parametrize("point", ["rename", "staging"])
+def test_sigterm_during_a_save_says_what_is_on_disk(previous, tmp_path, point):
+    out = shutil.copytree(previous, tmp_path / "out")
+    folder = out / "baseline_3"
+    before = _hashes(folder)
+    run = subprocess.run([sys.executable, "-c", SIGNAL_INSIDE, point, "train", "--method", "baseline_3",
+                          "--epochs", "1", "--limit", "500", "--seed", "7", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300)
+    last = run.stderr.rstrip().splitlines()[-1]
+    assert run.returncode == 143, run.stderr
+    assert "Traceback" not in run.stderr and run.stdout == "", run.stderr
+    assert not _leftovers(out), _leftovers(out)
+    model, metrics = load_checkpoint(folder)
+    if point == "rename":  # held back until the three files were in place: the new checkpoint, complete
+        assert last == ("terminated (SIGTERM): checkpoints already on disk are intact; baseline_3 was saved "
+                        f"completely (to {folder}) just before it stopped")
+        assert metrics["seed"] == 7 and _hashes(folder) != before
+    else:  # before anything was replaced: the previous one, byte for byte
+        assert last == ("terminated (SIGTERM): checkpoints already on disk are intact; it stopped while saving "
+                        f"baseline_3, before anything was replaced: {folder} holds its previous checkpoint, if it "
+                        "had one")
+        assert _hashes(folder) == before
