@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import time
 from dataclasses import replace
@@ -26,6 +25,7 @@ from .data import SAMPLE_PATH, DatasetError, load_fashion_mnist, load_raw, make_
 from .evaluate import KINDS, accuracy, photo_check, sample_accuracy
 from .experiments import EXPERIMENTS, run_experiment
 from .experiments import OUT as EXPERIMENTS_OUT
+from .interrupts import ended_by_signal, install
 from .methods import METHODS, Method, get_method
 from .results import markdown_table, results_rows, write_readme
 from .train import check_device, train_method
@@ -333,13 +333,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    """The process entry point: SIGTERM unwinds like Ctrl-C, so a checkpoint write in progress removes its
-    temp file, and an interrupt ends with one line instead of a traceback."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    """The process entry point: SIGTERM unwinds like Ctrl-C (core.interrupts.Terminated), so a checkpoint
+    write in progress removes its temp file or completes first, and either ends with one line saying what it
+    was doing and what is on disk (exit code 130 or 143) instead of a traceback."""
+    install()  # (core/__main__.py did already, before importing this module; run() may also be called alone)
     try:
         sys.exit(main())
-    except KeyboardInterrupt:
-        # (leading newline: the progress bar's line is still open)
-        print("\ninterrupted: checkpoints already on disk are intact; the unfinished method was not saved",
-              file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        ended_by_signal(e)

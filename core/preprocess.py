@@ -13,12 +13,17 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from .upload import flatten, open_image
+from .upload import decode, decode_slot, to_working
 
 SIDE = 28
 # Larger images are area-averaged down to about this many pixels first: 28 output pixels need no more, and
 # noise averages out. A pixel budget, not a longest side, so that a 4000x10 strip keeps its 10 rows.
 WORK_PIXELS = 512 * 512
+# A JPEG upload of at least 4x this many pixels (16.8 MP; phone photos are 12) is decoded by libjpeg at 1/2
+# scale or less, keeping at least this many: a quarter of the memory and a third of the time. The BOX filter
+# then still averages at least 4 x 4 of its pixels into each working pixel, so the input differs from a full
+# decode by about a grey level (tests/test_decode_memory.py measures it). Every other upload is decoded whole.
+DRAFT_PIXELS = 16 * WORK_PIXELS
 SIDE_LIMIT = 512  # longest side of the square that is resized to 28x28
 # Grey levels above the background that count as "item". In a photo, faint pixels at the item's edge are
 # mostly shadow or JPEG ringing: 5% is the trim tolerance Zalando used to make FashionMNIST. In a tiny,
@@ -153,10 +158,12 @@ def _ink(picture: Image.Image) -> np.ndarray:
 
 def to_model_input(image: Image.Image) -> tuple[torch.Tensor, np.ndarray]:
     """A PIL image -> (x float32 [1,784] in [0,1], preview uint8 [28,28] == x * 255), FashionMNIST-style."""
-    picture = flatten(image)
-    if picture.width * picture.height > WORK_PIXELS:
-        picture = _shrink(picture, (WORK_PIXELS / (picture.width * picture.height)) ** 0.5)
-    a = _ink(picture)
+    # to_working: L or RGB, area-averaged down to WORK_PIXELS if larger, without a full-size copy of a large image
+    return _from_picture(to_working(image, WORK_PIXELS))
+
+
+def _from_picture(picture: Image.Image) -> tuple[torch.Tensor, np.ndarray]:
+    a = _ink(picture)  # at most about WORK_PIXELS: the only float copy of the picture
     border = _border(a)
     rows, cols = _bounding_box(a)
     item = np.ascontiguousarray(a[rows, cols])
@@ -173,5 +180,11 @@ def to_model_input(image: Image.Image) -> tuple[torch.Tensor, np.ndarray]:
 
 
 def preprocess(source) -> tuple[torch.Tensor, np.ndarray]:
-    """open_image + to_model_input: any upload -> (x [1,784], preview [28,28])."""
-    return to_model_input(open_image(source))
+    """open_image + to_model_input: any upload -> (x [1,784], preview [28,28]). The upload goes straight from
+    its own mode to the working picture (core.upload.to_working), never through a full-size RGB or 8-bit copy;
+    one decode slot is held throughout, since the decoded picture lives until then."""
+    with decode_slot():
+        image, turn, box = decode(source, DRAFT_PIXELS)
+        picture = to_working(image, WORK_PIXELS, turn, box)
+        del image  # freed before the slot is given back, which returns freed memory to the system
+        return _from_picture(picture)

@@ -87,6 +87,34 @@ def truncated_jpeg(path: Path) -> Path:
     return path
 
 
+def deep_png(path: Path, width: int = 6320, height: int = 6320, channels: int = 1) -> Path:
+    """A large 16-bit PNG that costs little to write and to store: black, with a light item (16-bit 40000,
+    61% of full scale) in the middle third and a brighter (60000) stripe across it. 1 channel is grayscale
+    (PIL opens it as "I;16"), 3 RGB, 4 RGBA (opaque). The default, 6320x6320 = 39.9 megapixels, just under
+    core.upload's limit, is ~100 KB on disk and 80 MB as 16-bit pixels. Written row by row: the writer never
+    holds the picture."""
+    kind = {1: 0, 3: 2, 4: 6}[channels]
+    ihdr = struct.pack(">IIBBBBB", width, height, 16, kind, 0, 0, 0)
+
+    def row(value: int, stripe: int) -> bytes:
+        a = np.zeros((width, channels), ">u2")
+        a[width // 3: 2 * width // 3] = value
+        a[width // 3: 2 * width // 3: 8] = stripe  # a small pattern, so that the item is not one flat block
+        if channels == 4:
+            a[:, 3] = 65535
+        return b"\0" + a.tobytes()  # filter byte 0, then big-endian samples
+    background, item = row(0, 0), row(40000, 60000)
+    z = zlib.compressobj(9)
+    pixels = b"".join(z.compress(item if height // 3 <= y < 2 * height // 3 else background) for y in range(height))
+    pixels += z.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", pixels) + _chunk(b"IEND", b""))
+    return path
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
 def bomb_png(path: Path, width: int = 30000, height: int = 30000, filled: bool = False) -> Path:
     path.write_bytes(png_header(width, height, filled))
     return path
