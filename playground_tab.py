@@ -125,20 +125,22 @@ def redraw_playground(last, reference: str):
 
 def playground_controls() -> dict[str, gr.components.Component]:
     """The settings widgets, each under the PlaygroundSettings field it sets; their defaults are the baseline."""
-    d = pg.PlaygroundSettings()
+    d, policy = pg.PlaygroundSettings(), pg.POLICY
+    slider = lambda name, step, label: widgets.RawSlider(policy[name].lo, policy[name].hi, value=getattr(d, name),
+                                                         step=step, label=label)
     return {
-        "depth": widgets.RawSlider(*pg.DEPTH, value=d.depth, step=1, label="Depth (hidden layers)"),
-        "width": widgets.RawSlider(*pg.WIDTH, value=d.width, step=8, label="Width (units per layer)"),
-        "activation": gr.Radio(list(pg.ACTIVATIONS), value=d.activation, label="Activation"),
-        "init_std": widgets.RawNumber(d.init_std,
-                                      label=f"Init std (weights ~ N(0, std); 0 < std ≤ {pg.INIT_STD_MAX:g})"),
-        "norm": gr.Radio(list(pg.NORMS), value=d.norm, label="Normalization"),
+        "depth": slider("depth", 1, "Depth (hidden layers)"),
+        "width": slider("width", 8, "Width (units per layer)"),
+        "activation": gr.Radio(list(policy["activation"].options), value=d.activation, label="Activation"),
+        "init_std": widgets.RawNumber(d.init_std, label="Init std (weights ~ N(0, std); 0 < std ≤ "
+                                                        f"{policy['init_std'].hi:g})"),
+        "norm": gr.Radio(list(policy["norm"].options), value=d.norm, label="Normalization"),
         "skips": gr.Checkbox(d.skips, label="Skip connections (1→3, 4→6, ...; depth ≥ 3)"),
         "grad_norm": gr.Checkbox(d.grad_norm, label="Gradient normalization"),
-        "optimizer": gr.Radio(list(pg.OPTIMIZERS), value=d.optimizer, label="Optimizer"),
-        "lr": widgets.RawNumber(d.lr, label=f"Learning rate (0 < lr ≤ {pg.LR_MAX:g})"),
-        "epochs": widgets.RawSlider(*pg.EPOCHS, value=d.epochs, step=1, label="Epochs"),
-        "train_size": widgets.RawSlider(*pg.TRAIN_SIZE, value=d.train_size, step=500, label="Training images"),
+        "optimizer": gr.Radio(list(policy["optimizer"].options), value=d.optimizer, label="Optimizer"),
+        "lr": widgets.RawNumber(d.lr, label=f"Learning rate (0 < lr ≤ {policy['lr'].hi:g})"),
+        "epochs": slider("epochs", 1, "Epochs"),
+        "train_size": slider("train_size", 500, "Training images"),
         "batch_size": gr.Dropdown([32, 64, 128, 256, 512, 1024, 2048], value=d.batch_size, label="Batch size"),
     }
 

@@ -110,7 +110,7 @@ def figure_costs(update, reference, reference_data) -> None:
 def largest_run(sample_images: int = 4096) -> None:
     """The largest run PlaygroundSettings allows: its matmul FLOPs, and its time estimated from training
     steps on `sample_images` images and the per-epoch evaluations, against TIME_LIMIT."""
-    s = pg.PlaygroundSettings(depth=pg.DEPTH[1], width=pg.WIDTH[1], epochs=pg.EPOCHS[1], train_size=pg.TRAIN_SIZE[1])
+    s = pg.PlaygroundSettings(**{k: pg.POLICY[k].hi for k in ("depth", "width", "epochs", "train_size")})
     method = pg.to_method(s)
     data, _ = pg.playground_data(s.train_size, s.seed)
     train, n = data.train, min(sample_images, len(data.train))

@@ -199,7 +199,7 @@ def playground_status(update: pg.PlaygroundUpdate, reference: dict | None, refer
     ref_row = next((r for r in (reference or {}).get("history") or [] if r.get("epoch") == update.epoch), None)
     if ref_row is not None:
         # an epoch of the reference is more steps than one of yours: it saw all of the training split
-        ref_images = reference.get("limit") or pg.TRAIN_SIZE[1]
+        ref_images = reference.get("limit") or pg.POLICY["train_size"].hi
         ref_batch = (reference.get("config") or {}).get("batch_size", BASELINE.batch_size)
         steps = -(-update.config["train_size"] // update.settings.batch_size)
         head += (f"\n\nReference **{reference_title}** at epoch {ref_row['epoch']}: validation accuracy "
