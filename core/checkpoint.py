@@ -226,13 +226,6 @@ def _parser_reason(e: Exception) -> str:
     return schema.shown(text[:80])[1:-1] + ("..." if len(text) > 80 else "")
 
 
-def load_weights(path: Path, model: DeepMLP, label: str | None = None) -> None:
-    """Load safetensors into `model`, requiring exactly its keys, shapes and dtypes."""
-    label = label or _label(path)
-    data = read_bytes(path, label, min(MAX_BYTES, _state_bytes(model) + HEADER_BYTES))
-    model.load_state_dict(read_weights(data, label, _spec(model)), strict=True)
-
-
 def load_checkpoint(folder: Path, method: str | None = None) -> tuple[DeepMLP, dict]:
     """Read and check a checkpoint folder; returns the model (in eval mode) and its metrics. Every file is
     read within limits and checked in full; any problem at all is a CheckpointError naming the file relative to

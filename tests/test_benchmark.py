@@ -1,5 +1,6 @@
 """The bench scripts: `python -m bench.benchmark --quick` runs bench.training and bench.latency end to end and
-writes every section (the scripts work; no figures checked); the one percentile is numpy's default."""
+writes every section, whose figures hold together (not their values: a quick run on a busy machine); the one
+percentile is numpy's default."""
 import json
 import subprocess
 import sys
@@ -57,5 +58,19 @@ def test_quick_benchmark_writes_every_section(tmp_path):
         assert isinstance(res["diagnostics_overhead"][key], float), key
     for name, m in res["train_time"]["methods"].items():
         assert m["estimate_seconds"] > 0 and all(t > 0 for t in m["epoch_seconds"]), name
+    # the figures hold together: totals are their parts', two jobs take between the longest and the sum,
+    # percentiles are ordered, and the table prints what the JSON holds
+    tt = res["train_time"]
+    estimates = [m["estimate_seconds"] for m in tt["methods"].values()]
+    assert tt["total_estimate_seconds"] == pytest.approx(sum(estimates))
+    assert max(estimates) <= tt["jobs2_makespan_estimate_seconds"] <= sum(estimates)
+    app = res["app"]
+    for name in ("compare_cold", "compare_warm", "classify"):
+        assert app[name]["p50_s"] <= app[name]["p95_s"] <= app[name]["max_s"], name
+    ips = res["throughput"]["images_per_second_median"]
+    assert res["throughput"]["speedup_vs_reference"]["no_diagnostics"] == pytest.approx(
+        ips["ours_no_diagnostics"] / ips["reference"], rel=0.5)  # a median of ratios, near the ratio of medians
+    assert 0 < res["flops"]["fraction_of_matmul_limit"]["ours_no_diagnostics"] < 1.5
+    assert f"{tt['total_estimate_seconds'] / 60:.1f} min" in proc.stdout
     assert "Vanishing Gradient Lab benchmark" in proc.stdout
     assert "update_ratio every step" in proc.stdout and "app: classify p50" in proc.stdout

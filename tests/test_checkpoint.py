@@ -10,12 +10,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from core import pages, schema
+from core import schema
 from core.checkpoint import MAX_BYTES, CheckpointError, load_checkpoint, read_metrics, save_checkpoint, write_json
 from core.methods import METHODS
 from core.models import DeepMLP, ModelConfig
-from core.results import markdown_table, method_runs, results_rows, seed_runs
+from core.results import markdown_table, method_runs, results_rows
 from tests.helpers import ROOT, fake_run
+from ui import pages
 
 
 @pytest.fixture
@@ -274,8 +275,6 @@ def test_a_damaged_seed_file_is_left_out_of_its_row_and_named(seeded, damage, me
     assert pages.left_out_line(row) == "\n\nLeft out of these numbers: relu/seeds/43.json (see the Results tab)."
     with pytest.raises(CheckpointError, match="^relu/seeds/43.json: "):  # the README and the CLI: refused
         results_rows(seeded, strict=True)
-    with pytest.raises(CheckpointError, match="^relu/seeds/43.json: "):
-        seed_runs("relu", seeded)
 
 
 def test_a_damaged_metrics_json_has_no_row_in_the_app_and_raises_for_the_readme(seeded):

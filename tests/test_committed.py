@@ -9,7 +9,7 @@ import pytest
 from core.checkpoint import load_checkpoint
 from core.evaluate import photo_check, sample_accuracy
 from core.methods import METHODS
-from core.results import markdown_table, results_rows, seed_runs
+from core.results import markdown_table, method_runs, results_rows
 from tests.helpers import ROOT
 
 CHECKPOINTS = ROOT / "checkpoints"
@@ -43,7 +43,8 @@ PENDING_SEEDS: tuple[str, ...] = ()
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_enough_seeds_of_every_method(name):
-    runs = seed_runs(name)
+    runs, left_out = method_runs(name)
+    assert left_out == []  # every committed seed file is a good run of the method's recipe
     seeds = [r["seed"] for r in runs]
     assert seeds[:3] == [42, 43, 44], seeds
     if name in TEN_SEEDS:
@@ -82,12 +83,13 @@ def test_evaluate_cli_measures_the_recorded_accuracy():
 
 def test_committed_weights_retrain_bit_for_bit(tmp_path):
     """The README's reproducibility claim: `python -m core train --method baseline_3` (one torch thread by
-    default) rebuilds the committed weights exactly, on the same torch version."""
+    default) rebuilds the committed weights exactly."""
     run = subprocess.run([sys.executable, "-m", "core", "train", "--method", "baseline_3", "--out", str(tmp_path)],
                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert run.returncode == 0, run.stderr
     committed = json.loads((CHECKPOINTS / "baseline_3" / "metrics.json").read_text())
     rebuilt = json.loads((tmp_path / "baseline_3" / "metrics.json").read_text())
-    assert rebuilt["torch_version"] == committed["torch_version"], "a different torch may sum in another order"
-    assert rebuilt["weights_sha256"] == committed["weights_sha256"]
+    # (trained with torch 2.14.1; the pinned 2.11.0 rebuilds the same weights, as the README says was measured)
+    versions = rebuilt["torch_version"], committed["torch_version"]
+    assert rebuilt["weights_sha256"] == committed["weights_sha256"], versions
     assert rebuilt["test_acc"] == committed["test_acc"]

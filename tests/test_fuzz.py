@@ -1,7 +1,7 @@
 """No single file can take the app down: real committed checkpoint files, mutated at random (truncated,
 bit-flipped, values swapped at random JSON paths, nested deep, numbers huge or not finite, lists of the wrong
 length, emptied, or replaced by folders, symlinks and pipes), go through the loading code the app runs at
-start (core.lab.load_entry, core.results.results_rows, the method cards). It never raises; the mutated method
+start (ui.lab.load_entry, core.results.results_rows, the method cards). It never raises; the mutated method
 is either loaded with the same weights and exactly what its files say (a change the schema accepts, e.g. a
 number nudged within its range, is not damage), or unavailable with a message naming the file relative to the
 checkpoints folder, without an absolute path or an exception name; a damaged seed file leaves the method
@@ -24,11 +24,11 @@ import torch
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from core import pages
-from core.lab import load_entry
 from core.methods import METHODS
 from core.results import results_rows, summarize
 from tests.helpers import ROOT
+from ui import pages
+from ui.lab import load_entry
 
 CHECKPOINTS = ROOT / "checkpoints"
 # each mutated in turn: a plain 7-layer net, a 3-layer one, BatchNorm buffers, skips, 7-stage layer-wise (1 MB)

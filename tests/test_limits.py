@@ -8,7 +8,7 @@ from dataclasses import fields, replace
 import numpy as np
 import pytest
 
-import core.playground as pg
+import ui.playground as pg
 from core import limits, models, schema, train
 from core.limits import Flag, OneOf, Real, Whole
 from core.methods import BASELINE, Method, Stage

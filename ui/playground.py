@@ -3,7 +3,7 @@
 Everything reuses the project's own pieces: the settings are checked by core.limits against POLICY (the
 model and recipe limits, narrowed for a shared CPU) and become a registry-style Method (methods.variant(...)),
 training is core.train.train_epochs, the per-layer numbers are core.diagnostics', the chart's data
-core.charts' (drawn in the browser by assets/charts.js, as on the Compare tab). This module only adds the
+ui.chart_data's (drawn in the browser by assets/charts.js, as on the Compare tab). This module only adds the
 policy, data selection, a stop switch and a time limit, so a visitor's run is the same computation as
 `python -m core train` on a smaller budget.
 
@@ -23,12 +23,14 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from . import charts, limits
-from .data import DEBIAN_DIR, HUB_DATASET, DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
-from .evaluate import evaluate
-from .limits import Flag, OneOf, Real, Whole
-from .methods import BASELINE, Method, variant
-from .train import on_device, train_epochs
+from core import limits
+from core.data import DEBIAN_DIR, HUB_DATASET, DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
+from core.evaluate import evaluate
+from core.limits import Flag, OneOf, Real, Whole
+from core.methods import BASELINE, Method, variant
+from core.train import on_device, train_epochs
+
+from . import chart_data
 
 # The Playground's policy: core.limits' model and recipe limits, narrowed (never widened: limits.narrowed
 # refuses that) for one small CPU shared by every visitor, and its own two settings. PlaygroundSettings checks
@@ -217,7 +219,7 @@ class PlaygroundUpdate:
 
     @property
     def metrics(self) -> dict:
-        """A metrics.json-shaped dict of the run so far: what core.charts and every core.plots function take."""
+        """A metrics.json-shaped dict of the run so far: what ui.chart_data and ui.figures take."""
         return {"method": "playground", "title": f"Your network ({self.settings.depth}x{self.settings.width} "
                 f"{self.settings.activation})", "seed": self.settings.seed, "config": self.config,
                 "epochs": self.epoch, "test_acc": self.test_acc, "stopped": self.stopped,
@@ -287,12 +289,12 @@ TEST_LABEL = f"test ({TEST_PROBE:,} images)"
 
 
 def run_data(update: PlaygroundUpdate | None) -> dict:
-    """The run so far as one side of the browser chart (core.charts.method_data: every epoch's per-layer
+    """The run so far as one side of the browser chart (ui.chart_data.method_data: every epoch's per-layer
     statistics and curves), with its test accuracy after every epoch as a third curve. None: no run yet."""
     if update is None:
-        return {**charts.method_data("playground", RUN_TITLE, None), "problem_note": "press Train to start"}
+        return {**chart_data.method_data("playground", RUN_TITLE, None), "problem_note": "press Train to start"}
     metrics = update.metrics
-    data = charts.method_data("playground", metrics["title"], metrics)
+    data = chart_data.method_data("playground", metrics["title"], metrics)
     if not update.done:  # "epoch 3 (last)" would say the run has ended
         data["labels"][-1] = f"epoch {update.epoch}" + (" (init)" if update.epoch == 0 else "")
     data["curves"]["test_acc"] = [float(a) for a in update.test_accs]
@@ -302,10 +304,10 @@ def run_data(update: PlaygroundUpdate | None) -> dict:
 
 def chart(update: PlaygroundUpdate | None, reference: dict, total_epochs: int | None = None) -> dict:
     """The Playground's chart: the run so far (left) beside `reference` (right: a pre-trained method's
-    core.charts.method_data, cut to the run's planned epochs with core.charts.until), on shared axes. The
+    ui.chart_data.method_data, cut to the run's planned epochs with ui.chart_data.until), on shared axes. The
     epoch axis spans the planned epochs (it does not move while the run streams), the slider the ones
     trained so far, and the chart opens at the latest. JSON-ready; a few milliseconds for a default run,
     so it is rebuilt whole after every epoch. `total_epochs`: the axis without a run (None: the default's)."""
     total = update.total_epochs if update is not None else total_epochs or PlaygroundSettings().epochs
     epoch = update.epoch if update is not None else total
-    return charts.pair_data(run_data(update), charts.until(reference, total), max_epoch=total, epoch=epoch)
+    return chart_data.pair_data(run_data(update), chart_data.until(reference, total), max_epoch=total, epoch=epoch)

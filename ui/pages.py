@@ -1,15 +1,17 @@
 """The words the app shows: page text, method cards, hyperparameter summaries, the Playground's status.
 
-Markdown strings only, no Gradio and no computation: the numbers come from core.lab and core.playground.
+Markdown strings only, no Gradio and no computation: the numbers come from ui.lab, ui.classify and
+ui.playground.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.methods import BASELINE, METHODS, Method
+from core.results import LEARNS_AT
+
 from . import playground as pg
-from .methods import BASELINE, METHODS, Method
-from .results import LEARNS_AT
 
 if TYPE_CHECKING:
     from .lab import Entry
@@ -43,6 +45,8 @@ PLAYGROUND_STARTING = ("Starting… If another visitor's run is going, yours wai
 
 PLAYGROUND_IDLE = ("Press **Train** to start. The default run (10 epochs on 10,000 images) takes about three "
                    "seconds when the server is not busy.")
+
+NO_RESULTS = "No trained checkpoints yet: run `python -m core train --all`."
 
 
 def hyperparameters(method: Method, train_size: int | None = None) -> str:
@@ -112,7 +116,7 @@ def about() -> str:
     return (ASSETS / "about.md").read_text() + "\n\n" + methods_list()
 
 
-# --- Classify: the gradient on the visitor's image (core.lab.Lab.explain) ----------------------------------
+# --- Classify: the gradient on the visitor's image (ui.classify.explain) ------------------------------------
 GRADIENT_HELP = (
     "### Gradient on your image\n"
     "How strongly each of the 28x28 pixels the models see moves the score (logit) of the class the model "
@@ -135,7 +139,7 @@ def power_of_ten(value: float, digits: int = 2) -> str:
 
 
 def gradient_card(entry: Entry, numbers: dict) -> str:
-    """Under one gradient map: the method, what it predicts and the two mean |gradient|s (Lab.explain's
+    """Under one gradient map: the method, what it predicts and the two mean |gradient|s (ui.classify.explain's
     numbers), or why the side has no map."""
     head = f"**{entry.method.title}**"
     if not numbers["available"]:
