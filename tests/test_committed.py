@@ -81,6 +81,7 @@ def test_evaluate_cli_measures_the_recorded_accuracy():
         assert recorded == measured and sample_recorded == sample_now, line
 
 
+@pytest.mark.slow
 def test_committed_weights_retrain_bit_for_bit(tmp_path):
     """The README's reproducibility claim: `python -m core train --method baseline_3` (one torch thread by
     default) rebuilds the committed weights exactly."""

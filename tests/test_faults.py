@@ -214,6 +214,7 @@ def previous(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code,message", [
     (signal.SIGINT, 130, "interrupted: checkpoints already on disk are intact"),
     (signal.SIGTERM, 143, None),
