@@ -1,6 +1,6 @@
-"""Vanishing Gradient Lab: the Gradio app. Only UI wiring: the event functions, then one builder per tab (its
-components and their events). What the app computes lives in core/ (core.lab, core.playground), the words it
-shows in core.pages, the components that pass a visitor's values on unchecked in widgets.py."""
+"""Vanishing Gradient Lab: the Gradio app. build() lays the page out from ui/'s tabs; run as a script (as a
+Space runs it), launch() does the start-up work and serves it. Nothing else: the tabs are ui.tabs' and
+ui.playground_tab's, what they show ui's other modules', the science core/'s."""
 from __future__ import annotations
 
 import os
@@ -10,15 +10,11 @@ from pathlib import Path
 import gradio as gr
 import torch
 
-import playground_tab
-import widgets
-from core import pages
-from core import playground as pg
 from core.checkpoint import ROOT
-from core.lab import DEFAULT_PAIR, Lab, render
-from core.methods import METHODS
-from core.upload import MAX_BYTES, ImageError
-from widgets import UploadedImage, user_errors
+from core.upload import MAX_BYTES
+from ui import compare, pages, playground_tab, tabs
+from ui import playground as pg
+from ui.lab import Lab
 
 # One intra-op thread per torch call, process-wide. The app serves several visitors at once on a small CPU, and
 # when torch calls together ask for more OpenMP threads than there are free cores, the threads wait on each other
@@ -27,227 +23,47 @@ torch.set_num_threads(int(os.environ.get("VGL_TORCH_THREADS", "1")))
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 
-# VGL_CHECKPOINTS points the app at another checkpoint folder (the tests use it for broken checkpoints).
-lab = Lab(Path(os.environ.get("VGL_CHECKPOINTS", ROOT)))
 
-
-def _warn_unavailable(*names: str) -> None:
-    """A toast for each chosen method whose checkpoint could not be loaded (its outputs stay empty)."""
-    for name in names:
-        if lab.entry(name).error:
-            gr.Warning(f"{METHODS[name].title}: {lab.entry(name).error}")
-
-
-# --- Compare, Classify, Results ----------------------------------------------------------------------
-@user_errors
-def compare(left: str, right: str):
-    """Compare two trained methods of the Vanishing Gradient Lab (a 7-layer sigmoid MLP on FashionMNIST and its
-    cures): their cards, figures and every recorded epoch's per-layer diagnostics, for a baseline and a cure.
-
-    Args:
-        left: the name of a trained method, e.g. "baseline".
-        right: the name of a second method, e.g. "batchnorm".
-
-    Returns:
-        Both method cards (markdown: description, recipe, test accuracy over seeds), the gradient-flow,
-        training-curve and weight-change figures (PNG), both prediction grids (PNG), the epoch range, and the
-        chart's data: per method and recorded epoch, each layer's gradient, error, update ratio, saturation,
-        activation spread and weight change.
-    """
-    c = lab.rendered_comparison(left, right)
-    _warn_unavailable(left, right)
-    return (*c.cards, c.gradient_flow, c.curves, c.weight_change, *c.predictions,
-            gr.Slider(maximum=c.max_epoch, value=c.max_epoch), c.chart)
-
-
-@user_errors
-def classify(image, left: str, right: str):
-    """Classify a photo of a clothing item with two trained methods (FashionMNIST classes: T-shirt/top,
-    Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot). The photo is turned into what the
-    models were trained on: grayscale, light item on black, cropped, 28x28.
-
-    Args:
-        image: the photo (PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF; at most 20 MB).
-        left: the name of a trained method, e.g. "baseline".
-        right: the name of a second method, e.g. "best".
-
-    Returns:
-        Each method's five most likely classes with their probabilities.
-    """
-    if image is None:
-        raise ImageError("Upload, paste or pick an image first")
-    probs_left, probs_right, _ = lab.classify(image, left, right)
-    _warn_unavailable(left, right)
-    return probs_left, probs_right
-
-
-@user_errors
-def explain(image, left: str, right: str):
-    """How much gradient reaches each pixel of a photo in two trained methods: the map |d logit of the
-    predicted class / d pixel| of each, on one shared logarithmic colour scale. A model whose gradient vanishes
-    (the sigmoid baseline) gets a map near black.
-
-    Args:
-        image: the photo (as for classify).
-        left: the name of a trained method, e.g. "baseline".
-        right: the name of a second method, e.g. "batchnorm".
-
-    Returns:
-        Both maps (PNG), the colour bar with its tick values, and per method its numbers: predicted class, mean
-        |gradient| reaching the input and hidden layer 1's pre-activation, the shared scale (or, for a method
-        whose checkpoint is unavailable, "available": false and why).
-    """
-    if image is None:
-        raise ImageError("Upload, paste or pick an image first")
-    e = lab.explain(image, left, right)
-    _warn_unavailable(left, right)
-    return *e.images, e.colorbar, *e.numbers
-
-
-@user_errors
-def classify_and_view(image, left: str, right: str):
-    """What the page shows for an image: both top-5s, the enlarged model input and both gradient maps with
-    their scale, numbers and notes, from one preprocessing (one event, so a bad upload gives one message,
-    not one per output)."""
-    if image is None:  # the image was cleared: clear what it showed
-        return {}, {}, None, None, None, None, None, None, "", "", ""
-    x, preview = lab.model_input(image, left, right)
-    e = lab.explain_input(x, left, right)
-    _warn_unavailable(left, right)
-    return (lab.probabilities(left, x), lab.probabilities(right, x), lab.enlarged(preview),
-            *e.images, e.colorbar, *e.numbers, *e.cards, e.note)
-
-
-@user_errors
-def results(left: str, right: str):
-    return render(lab.results_figure(left, right))
-
-
-# --- The page: the method pickers, then one builder per tab (its components, then its events) --------------
-def pickers(choices) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """The title, a line per unavailable checkpoint, and the two method pickers the tabs follow."""
-    gr.Markdown(pages.INTRO)
-    for problem in lab.problems():
-        gr.Markdown(f"⚠️ {problem}")
-    with gr.Row():
-        left = gr.Dropdown(choices, value=DEFAULT_PAIR[0], label="Left method", scale=1)
-        right = gr.Dropdown(choices, value=DEFAULT_PAIR[1], label="Right method", scale=1)
-    return left, right
-
-
-def _figure(elem_id: str, label: str, **more) -> gr.Image:
-    """A Compare figure: shown without its label (the figure has a title of its own), found by its elem_id."""
-    return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False, **more)
-
-
-def compare_tab(pair: list, pair_changes: list) -> None:
-    with gr.Tab("Compare"):
-        with gr.Row():
-            cards = [gr.Markdown(), gr.Markdown()]
-        chart = widgets.chart(None, "diagnostics", "Per-layer diagnostics and training curves (data)")
-        with gr.Row():
-            # min_width: one grid per row on a phone, where two side by side would be too small to read
-            predictions = [_figure("preds-left", "Predictions (left)", min_width=360, buttons=["fullscreen"]),
-                           _figure("preds-right", "Predictions (right)", min_width=360, buttons=["fullscreen"])]
-        with gr.Accordion("The figures as images (PNG, to download)", open=False):
-            flow = _figure("flow", "Gradient flow: mean |grad| per layer, input → output (log scale)",
-                           buttons=["download"])
-            with gr.Row():
-                curves = _figure("curves", "Training curves", buttons=["download"])
-                weight_change = _figure("weight-change", "Relative weight change per layer", buttons=["download"])
-            # /compare's epoch range, kept for API callers; the page's epoch slider is the chart's own
-            epoch = gr.Slider(0, 100, value=100, step=1, label="Epochs recorded", visible=False)
-    gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch, chart],
-          api_name="compare", concurrency_limit=4)
-
-
-def classify_tab(pair: list) -> None:
-    with gr.Tab("Classify"):
-        gr.Markdown(pages.CLASSIFY_HELP)
-        with gr.Row():
-            image = UploadedImage(label="Your image", type="filepath", sources=["upload", "clipboard"], height=320)
-            seen = gr.Image(label="What the models see (28x28)", type="numpy", interactive=False, height=320,
-                            image_mode="L", format="png")  # exact pixels (the default WebP is lossy)
-        examples = gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
-                               label="Examples: real FashionMNIST test images and photo-like versions")
-        run = gr.Button("Classify", variant="primary")
-        with gr.Row():
-            labels = [gr.Label(num_top_classes=5, label="Left method"),
-                      gr.Label(num_top_classes=5, label="Right method")]
-        gr.Markdown(pages.GRADIENT_HELP)
-        with gr.Row():
-            maps, cards = [], []
-            for side in ("Left", "Right"):
-                with gr.Column(min_width=150):  # side by side even on a phone: the point is to compare them
-                    # PNG, not the default WebP: lossy compression would blur the 28x28 squares and shift colours.
-                    # No label or buttons on the map: on a phone they would cover its top rows (the card under
-                    # it names the method).
-                    maps.append(gr.Image(label=f"{side} method: |∂ logit / ∂ pixel|", type="numpy", format="png",
-                                         interactive=False, show_label=False, buttons=[]))
-                    cards.append(gr.Markdown())
-        # the bar has its caption and tick values drawn in; 80 px high on a wide screen, its width on a phone
-        colorbar = gr.Image(label="Colour scale of both maps (logarithmic)", type="numpy", format="png",
-                            interactive=False, show_label=False, container=False, height=80, buttons=[])
-        note = gr.Markdown()
-        with gr.Accordion("The numbers as data (what the /explain endpoint returns)", open=False):
-            with gr.Row():
-                numbers = [gr.JSON(label="Left method"), gr.JSON(label="Right method")]
-    explained = [*maps, colorbar, *numbers]
-    shown = [*labels, seen, *explained, *cards, note]
-    # /classify and /explain for code; the Classify button runs both, the maps once the labels have answered
-    # (so a missing or bad image gives one message, not two).
-    run.click(classify, [image, *pair], labels, api_name="classify", concurrency_limit=8).success(
-        explain, [image, *pair], explained, api_name="explain", concurrency_limit=8)
-    gr.on([image.input, *(picker.change for picker in pair)], classify_and_view, [image, *pair], shown,
-          api_visibility="private", concurrency_limit=8)
-    examples.load_input_event.then(classify_and_view, [image, *pair], shown, api_visibility="private",
-                                   concurrency_limit=8)
-
-
-def results_tab(pair: list, pair_changes: list) -> None:
-    with gr.Tab("Results"):
-        gr.Markdown(lab.results_markdown())
-        plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
-        gr.Image(render(lab.depth_figure()), label="Depth study", type="pil", interactive=False)
-    gr.on(pair_changes, results, pair, plot, api_visibility="private", concurrency_limit=2)
-
-
-def about_tab() -> None:
-    with gr.Tab("About"):
-        gr.Markdown(pages.about())
-
-
-def build() -> gr.Blocks:
+def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
+    """The page for `lab`'s methods: the method pickers, then the five tabs. `idle` is cleared while a
+    Playground run trains."""
     choices = lab.choices()
     # delete_cache: every upload and streamed figure is copied into Gradio's cache; drop them after a day.
     with gr.Blocks(title=pages.TITLE, delete_cache=(3600, 86400)) as demo:
-        pair = list(pickers(choices))
+        pair = list(tabs.pickers(lab, choices))
         pair_changes = [demo.load, *(picker.change for picker in pair)]
         with gr.Tabs():
-            compare_tab(pair, pair_changes)
-            classify_tab(pair)
-            results_tab(pair, pair_changes)
-            playground_tab.tab(lab, choices)
-            about_tab()
+            tabs.compare_tab(lab, pair, pair_changes)
+            tabs.classify_tab(lab, pair)
+            tabs.results_tab(lab, pair, pair_changes)
+            playground_tab.tab(lab, choices, idle)
+            tabs.about_tab()
     # No single visitor can hold more than a few workers; the rest of the queue keeps moving.
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 
 
-demo = build()
-
-if __name__ == "__main__":
-    # The pair every visitor's page opens with, drawn before serving (~1-2 s), so that its answer is instant.
-    # Then, off the serving thread: the Playground's data and torch's warm-up first (pg.warm, ~2 s), so that
-    # a run started as soon as the page opens is as quick as the next ones; then every method's Compare panels
-    # (any pair is then instant too, ~15-30 s), held back while a Playground run trains: drawing them beside
-    # a run made it three times slower.
-    lab.warm(pairs=[DEFAULT_PAIR])
-    threading.Thread(target=lambda: (pg.warm(), lab.warm(pause=playground_tab.no_training.wait)),
-                     daemon=True).start()
+def launch(demo: gr.Blocks, lab: Lab, idle: threading.Event) -> None:
+    # The pair every visitor's page opens with, composed before serving (~1-2 s), so that its answer is instant.
+    # Then, off the serving thread: the Playground's data and torch's warm-up first (pg.warm, ~2 s), so that a
+    # run started as soon as the page opens is as quick as the next ones; then every method's Compare layers
+    # (any pair is then instant too, ~15-30 s), held back while a Playground run trains: drawing them beside a
+    # run made it three times slower.
+    compare.warm(lab, pairs=[compare.DEFAULT_PAIR])
+    threading.Thread(target=lambda: (pg.warm(), compare.warm(lab, pause=idle.wait)), daemon=True).start()
     # mcp_server: every public endpoint is also an MCP tool for agents (/gradio_api/mcp/), described by its
     # docstring
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                 max_file_size=MAX_BYTES, show_error=True, head=f"<style>{(ASSETS / 'page.css').read_text()}</style>",
                 mcp_server=True)
+
+
+# VGL_CHECKPOINTS points the app at another checkpoint folder (the tests use it for broken checkpoints).
+lab = Lab(Path(os.environ.get("VGL_CHECKPOINTS", ROOT)))
+idle = threading.Event()  # set while no Playground run trains
+idle.set()
+demo = build(lab, idle)
+
+if __name__ == "__main__":
+    launch(demo, lab, idle)

@@ -1,5 +1,5 @@
 // The per-layer chart of the Compare and Playground tabs, drawn in the browser: the body of gr.HTML's js_on_load
-// (`element`, `props`, `watch` come from Gradio). props.value is core.charts.pair_data's dict, sent once per pair
+// (`element`, `props`, `watch` come from Gradio). props.value is ui.chart_data.pair_data's dict, sent once per pair
 // (Compare) or after every epoch of a run (Playground): both methods' per-layer statistics at every recorded
 // epoch and their training curves. Switching the statistic, moving the epoch slider and playing the training
 // only redraw here: no request to the server.

@@ -3,7 +3,7 @@ start to serving /, the first /compare right after (while the app's start-up wor
 the app says its start-up work is done, /compare (never-seen pairs, seen pairs) and /classify latencies through
 one gradio_client, bounded in requests and time; and, in Chromium when it is installed, the Compare chart's
 redraw on the epoch slider and the statistic selector (in the browser: no request). The server is stopped at
-the end. Then, in this process, the server-side cost of an /explain request: Lab.explain_input on one torch
+the end. Then, in this process, the server-side cost of an /explain request: ui.classify.explain on one torch
 thread, as the app runs it.
 
     python -m bench.latency [--quick] [--json PATH]
@@ -136,8 +136,8 @@ def met(result: dict) -> dict:
 
 
 def warm(server: AppServer) -> bool:
-    """Whether the app's log says its start-up work is done: every pair instant (core.lab.WARM_DONE)."""
-    from core.lab import WARM_DONE  # imported by bench_app before the app starts: no cost here
+    """Whether the app's log says its start-up work is done: every pair instant (ui.compare.WARM_DONE)."""
+    from ui.compare import WARM_DONE  # imported by bench_app before the app starts: no cost here
     return WARM_DONE in server.log_tail(1_000_000)
 
 
@@ -197,7 +197,7 @@ def bench_app(cfg: dict) -> dict:
     """Start the app on the committed checkpoints and time it; raises if it does not start."""
     from gradio_client import Client
 
-    from core.lab import DEFAULT_PAIR  # (torch and all: imported now, not while the app is timed)
+    from ui.compare import DEFAULT_PAIR  # (torch and all: imported now, not while the app is timed)
 
     server = AppServer(env={"HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
     result: dict = {"url": server.url, "start_to_serving_s": server.startup_seconds}
@@ -229,19 +229,19 @@ def bench_app(cfg: dict) -> dict:
 
 
 def explain_in_process(reps: int = 20) -> dict:
-    """Lab.explain_input (both input-gradient maps of one image, rendered) in this process on one torch thread,
+    """ui.classify.explain (both input-gradient maps of one image, rendered) in this process on one torch thread,
     as the app runs it: the server-side share of an /explain request."""
     import torch
 
-    from core.lab import Lab
+    from ui import classify
+    from ui.lab import Lab
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        lab = Lab()
-        x, _ = lab.model_input(str(CLASSIFY_IMAGE), "baseline", "best")
-        lab.explain_input(x, "baseline", "best")
-        runs = [clocked(lambda: lab.explain_input(x, "baseline", "best"))[:2] for _ in range(reps)]
+        reading = classify.read(Lab(), str(CLASSIFY_IMAGE), "baseline", "best")
+        classify.explain(reading)
+        runs = [clocked(lambda: classify.explain(reading))[:2] for _ in range(reps)]
     finally:
         torch.set_num_threads(threads)
     return {"n": reps, "p50_s": percentile([w for w, _ in runs], 50), "cpu_p50_s": percentile([c for _, c in runs], 50)}
@@ -256,7 +256,7 @@ def run(cfg: dict) -> dict:
         return {"error": f"{type(e).__name__}: {e}"}
     try:
         result["explain_in_process"] = explain_in_process(cfg["explain_reps"])
-    except Exception as e:  # core.lab changed under the benchmark: say so, keep the app figures
+    except Exception as e:  # ui.classify changed under the benchmark: say so, keep the app figures
         result["explain_in_process"] = {"error": f"{type(e).__name__}: {e}"}
     return result
 

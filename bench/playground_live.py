@@ -33,7 +33,7 @@ DESKTOP = {"width": 1280, "height": 900}
 DEFAULT_RUN = dict(depth=7, width=128, activation="sigmoid", init_std=0.05, norm="none", skips=False,
                    grad_norm=False, optimizer="sgd", lr=0.01, epochs=10, train_size=10_000, batch_size=512,
                    reference="baseline")
-WARM_LINE = "Compare: every method's panels"  # the start of core.lab.WARM_DONE (the --app version's may differ)
+WARM_LINE = "Compare: every method's panels"  # the start of ui.compare.WARM_DONE (the --app version's may differ)
 
 # In the page: the Train click's time and each change of the status text (performance.now, ms), recorded by the
 # page itself so that no round trip to Playwright is counted. The status is the Markdown that says "Press

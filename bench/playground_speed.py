@@ -2,13 +2,13 @@
 
     python -m bench.playground_speed [--threads 1 2] [--epochs 10] [--train-size 10000] [--repeat 1]
 
-Everything goes through core.playground.stream_training, the app's code path (per-layer diagnostics,
+Everything goes through ui.playground.stream_training, the app's code path (per-layer diagnostics,
 validation accuracy on 2,000 images and test accuracy on 2,000 every epoch, all 10,000 at the end):
 - train only, at each --threads count (the app uses 1: more OpenMP threads than free cores wait on
   each other);
-- train + update, in turn (what the app does): after each epoch, the chart's data (core.playground.chart,
+- train + update, in turn (what the app does): after each epoch, the chart's data (ui.playground.chart,
   JSON the browser draws) and the status text, before the next epoch starts.
-Then the costs core/playground.py's design rests on: the first run's one-time start-up (what warm() pays
+Then the costs ui/playground.py's design rests on: the first run's one-time start-up (what warm() pays
 before the first visitor), testing on the whole test split every epoch instead of TEST_PROBE images, and what
 an update cost when the server drew it with matplotlib (the gradient-flow PNG and the curves) against the
 chart's data, and the largest run the bounds allow (FLOPs and an estimate of its time, against TIME_LIMIT).
@@ -27,12 +27,12 @@ import torch
 
 from bench.common import ROOT, clocked
 from bench.training import analytic_step_flops
-from core import charts, pages, plots
-from core import playground as pg
 from core.data import FashionMNIST, Split
 from core.evaluate import evaluate
 from core.models import DeepMLP
 from core.train import train_epochs
+from ui import chart_data, figures, pages
+from ui import playground as pg
 
 
 def describe(s) -> str:
@@ -78,7 +78,7 @@ def in_turn(settings, reference, reference_data) -> None:
           f"it, {sum(work) / len(work) * 1000:.2f} ms each ({len(work)} updates)")
 
 
-# ------------------------------------------------------------------------- what core/playground.py rests on
+# --------------------------------------------------------------------------- what ui/playground.py rests on
 def cpu_seconds(fn, reps: int = 3) -> float:
     """The least CPU time of `reps` calls (load from other processes only adds)."""
     fn()
@@ -96,11 +96,15 @@ def test_split_cost(settings) -> None:
 
 
 def figure_costs(update, reference, reference_data) -> None:
-    """An update drawn on the server with matplotlib (what the Playground sent before the browser drew its
-    chart) against the chart's data and its size."""
-    flow = cpu_seconds(lambda: plots.figure_to_png(plots.gradient_flow_figure(update.metrics, reference,
-                                                                              update.epoch)))
-    curves = cpu_seconds(lambda: plots.figure_to_png(plots.training_curves_figure(update.metrics, reference)))
+    """An update drawn on the server with matplotlib, as ui.figures draws Compare's PNGs (what the Playground
+    sent before the browser drew its chart): the run's gradient-flow and curves layers and their bases, against
+    the chart's data and its size."""
+    axes = figures.shared_axes([update.metrics, reference])
+    drawn = lambda kind: figures.compose(figures.decoded(figures.base(kind, axes, update.epoch)), [
+        figures.cropped(figures.layer(kind, axes, m, side, update.epoch))
+        for m, side in ((update.metrics, "left"), (reference, "right"))])
+    flow = cpu_seconds(lambda: drawn("gradient_flow"))
+    curves = cpu_seconds(lambda: drawn("curves"))
     data = cpu_seconds(lambda: pg.chart(update, reference_data), 20)
     size = len(json.dumps(pg.chart(update, reference_data))) / 1024
     print(f"an update drawn with matplotlib: gradient flow {flow:.3f} s + curves {curves:.3f} s CPU as PNGs; as "
@@ -110,7 +114,7 @@ def figure_costs(update, reference, reference_data) -> None:
 def largest_run(sample_images: int = 4096) -> None:
     """The largest run PlaygroundSettings allows: its matmul FLOPs, and its time estimated from training
     steps on `sample_images` images and the per-epoch evaluations, against TIME_LIMIT."""
-    s = pg.PlaygroundSettings(depth=pg.DEPTH[1], width=pg.WIDTH[1], epochs=pg.EPOCHS[1], train_size=pg.TRAIN_SIZE[1])
+    s = pg.PlaygroundSettings(**{k: pg.POLICY[k].hi for k in ("depth", "width", "epochs", "train_size")})
     method = pg.to_method(s)
     data, _ = pg.playground_data(s.train_size, s.seed)
     train, n = data.train, min(sample_images, len(data.train))
@@ -145,7 +149,7 @@ def main() -> None:
     torch.set_num_threads(args.threads[0])
     settings = pg.PlaygroundSettings(epochs=args.epochs, train_size=args.train_size)
     reference = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
-    reference_data = charts.method_data("baseline", "Baseline", reference)
+    reference_data = chart_data.method_data("baseline", "Baseline", reference)
     clock = Clock()
     _, note = pg.playground_data(settings.train_size, settings.seed)
     print(f"torch {torch.__version__}, thread counts {args.threads}, {os.cpu_count()} CPUs")

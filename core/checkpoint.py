@@ -418,13 +418,6 @@ def _parser_reason(e: Exception) -> str:
     return schema.shown(text[:80])[1:-1] + ("..." if len(text) > 80 else "")
 
 
-def load_weights(path: Path, model: DeepMLP, label: str | None = None) -> None:
-    """Load safetensors into `model`, requiring exactly its keys, shapes and dtypes."""
-    label = label or _label(path)
-    data = read_bytes(path, label, min(MAX_BYTES, _state_bytes(model) + HEADER_BYTES))
-    model.load_state_dict(read_weights(data, label, _spec(model)), strict=True)
-
-
 def _stamp(folder: Path) -> tuple:
     """What identifies the folder's checkpoint files as they are now (a writer replacing one changes it)."""
     def one(path):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -15,21 +14,8 @@ SIDE = 28
 LOW_PERCENTILE, HIGH_PERCENTILE = 1.0, 99.0  # of each map's positive values: a few hot pixels clip to the top
 MAX_DECADES = 12.0  # the shared scale spans at most this many powers of ten below its top...
 MIN_DECADES = 1.0  # ...and at least this many
-UPSCALE = 8  # 28 px -> 224 px, square pixels (as Lab.enlarged shows the input)
+UPSCALE = 8  # 28 px -> 224 px, square pixels (as the app shows the input)
 CMAP = "magma"
-
-
-@dataclass(frozen=True)
-class GradientComparison:
-    """Two models explained on the same image, rendered on one shared logarithmic colour scale (left, right)."""
-    predicted: tuple[int, int]  # class index (core.data.CLASSES)
-    maps: tuple[np.ndarray, np.ndarray]  # float32 [28, 28]: |d logit of the predicted class / d pixel|
-    images: tuple[np.ndarray, np.ndarray]  # uint8 [28 * upscale, 28 * upscale, 3]
-    input_grad: tuple[float, float]  # mean |gradient| reaching the input pixels (the map's mean)
-    hidden1_grad: tuple[float, float]  # mean |gradient| reaching hidden layer 1's pre-activation z1
-    scale: tuple[float, float]  # (vmin, vmax): vmin and below is the colormap's low end, vmax and above its top
-    colorbar: np.ndarray  # uint8 [thickness, length, 3]: the scale, low (left) to high (right)
-    ticks: tuple[tuple[float, str], ...]  # (position 0..1 along the colour bar, label such as "1e-8")
 
 
 def _forward(model: DeepMLP, x: torch.Tensor, normalise_gradients: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -166,20 +152,3 @@ def scale_ticks(scale: tuple[float, float], most: int = 6) -> tuple[tuple[float,
         return (0.0, f"{scale[0]:.1e}"), (1.0, f"{scale[1]:.1e}")
     step = math.ceil(len(decades) / most)
     return tuple((min(1.0, max(0.0, (d - lo) / (hi - lo))), f"1e{d}") for d in decades[::-step][::-1])
-
-
-def compare_explanations(model_left: DeepMLP, model_right: DeepMLP, x: torch.Tensor, upscale: int = UPSCALE,
-                         cmap: str = CMAP, normalise_gradients: bool = False) -> GradientComparison:
-    """Both models' gradient maps for one preprocessed image x [1, 784], rendered on one shared scale (see
-    gradient_map for what the maps mean, shared_scale for how the scale is chosen)."""
-    left = gradient_map(model_left, x, normalise_gradients)
-    right = gradient_map(model_right, x, normalise_gradients)
-    scale = shared_scale(left[1], right[1])
-    maps = (left[1], right[1])
-    images = tuple(render_map(m, scale, upscale, cmap) for m in maps)
-    colorbar = render_colorbar(scale, SIDE * upscale, cmap=cmap)
-    for a in (*maps, *images, colorbar):
-        a.setflags(write=False)  # the result is frozen, its arrays too (safe to cache and share)
-    return GradientComparison(
-        predicted=(left[0], right[0]), maps=maps, images=images, input_grad=(left[2], right[2]),
-        hidden1_grad=(left[3], right[3]), scale=scale, colorbar=colorbar, ticks=scale_ticks(scale))

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from . import limits
 from .models import ModelConfig
 
 
@@ -31,6 +32,17 @@ class Method:
     head_init: str = "model"  # each stage's fresh head: "model" = N(0, init_std); "default" = nn.Linear's own
     seed: int = 42
     changes: tuple[str, ...] = field(default=(), compare=False)  # the fields that differ from the baseline
+
+    def __post_init__(self):
+        """The recipe within core.limits.RECIPE (normalized in place), its stages within the model's depth."""
+        for name, value in limits.check({k: getattr(self, k) for k in limits.RECIPE}, limits.RECIPE).items():
+            object.__setattr__(self, name, value)
+        if len(self.stages) > limits.MAX_STAGES:
+            raise ValueError(f"stages: at most {limits.MAX_STAGES}, got {len(self.stages)}")
+        for i, s in enumerate(self.stages):
+            if not 0 <= s.frozen < s.depth <= self.model.depth:
+                raise ValueError(f"stages[{i}]: expected 0 <= frozen < depth <= {self.model.depth} (the model's), "
+                                 f"got frozen {s.frozen}, depth {s.depth}")
 
     def hyperparameters(self) -> dict:
         """Every hyperparameter, model and recipe, JSON-ready: metrics.json's "config"."""

@@ -8,9 +8,10 @@ import torch
 from huggingface_hub import PyTorchModelHubMixin
 from torch import nn
 
-ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
-NORMS = ("none", "batchnorm", "custom")
-HEAD_INITS = ("model", "default")
+from . import limits
+from .limits import HEAD_INITS
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}  # the module of each limits.ACTIVATIONS
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,8 @@ class ModelConfig:
     """The whole model schema: what DeepMLP takes, what a registry Method embeds, what config.json holds.
 
     `skips` are 1-based (src, dst) hidden-layer pairs: the output of hidden layer src (after its activation)
-    is added to the output of hidden layer dst. Invalid values raise ValueError when the config is made.
+    is added to the output of hidden layer dst. A value outside core.limits.MODEL raises ValueError when the
+    config is made.
     """
     depth: int = 7
     width: int = 128
@@ -31,24 +33,12 @@ class ModelConfig:
     num_classes: int = 10
 
     def __post_init__(self):
+        for name, value in limits.check({k: getattr(self, k) for k in limits.MODEL}, limits.MODEL).items():
+            object.__setattr__(self, name, value)  # frozen: normalized in place once, here
         # JSON gives lists; the frozen config keeps tuples so that it stays hashable
         object.__setattr__(self, "skips", tuple(tuple(p) for p in self.skips))
-        checks = [
-            (_is_int(self.depth) and 1 <= self.depth <= 32, "depth must be a whole number 1..32"),
-            (_is_int(self.width) and 1 <= self.width <= 4096, "width must be a whole number 1..4096"),
-            (self.activation in ACTIVATIONS, f"activation must be one of {sorted(ACTIVATIONS)}"),
-            (_is_number(self.init_std) and 0 < self.init_std <= 1000, "init_std must be a number in (0, 1000]"),
-            (self.norm in NORMS, f"norm must be one of {list(NORMS)}"),
-            (all(len(p) == 2 and all(_is_int(v) for v in p) and 1 <= p[0] < p[1] <= self.depth
-                 for p in self.skips) if _is_int(self.depth) else False,
-             f"skips must be (src, dst) pairs of hidden layers 1..{self.depth}, earlier to later"),
-            (isinstance(self.grad_norm, bool), "grad_norm must be true or false"),
-            (self.in_features == 784 and _is_int(self.in_features), "in_features must be 784 (28x28 images)"),
-            (self.num_classes == 10 and _is_int(self.num_classes), "num_classes must be 10"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
+        if not all(len(p) == 2 and all(_is_int(v) for v in p) and 1 <= p[0] < p[1] <= self.depth for p in self.skips):
+            raise ValueError(f"skips must be (src, dst) pairs of hidden layers 1..{self.depth}, earlier to later")
 
     def to_dict(self) -> dict:
         """JSON-ready (config.json)."""
@@ -70,10 +60,6 @@ class ModelConfig:
 
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x) -> bool:
-    return (isinstance(x, (int, float)) and not isinstance(x, bool)) and x == x  # x == x: not NaN
 
 
 class CustomNorm(nn.Module):

@@ -1,8 +1,8 @@
 """Publish to the Hugging Face Hub: the app as a Gradio Space, and optionally the checkpoints as a model repo.
 
-    publish_space("OWNER/NAME")            app.py, widgets.py, playground_tab.py, core/, assets/, checkpoints/,
-                                           requirements.txt, README.md (its YAML front matter is the Space's
-                                           config), .gitattributes
+    publish_space("OWNER/NAME")            app.py, core/, ui/, assets/, checkpoints/, requirements.txt,
+                                           README.md (its YAML front matter is the Space's config),
+                                           .gitattributes
     publish_checkpoints("OWNER/NAME")      checkpoints/ as a model repo, with a model card as its README.md
     space_files() / checkpoint_files()     exactly the files each would upload, with their sizes (offline)
 
@@ -24,12 +24,13 @@ PROJECT = Path(__file__).resolve().parent.parent
 CHECKPOINTS = PROJECT / "checkpoints"
 
 # What the Space needs to run, relative to the project root. fnmatch patterns, as upload_folder applies them:
-# `*` also matches `/`, so "core/*" is all of core/. widgets.py, playground_tab.py: app.py imports them.
-SPACE_ALLOW = ["app.py", "widgets.py", "playground_tab.py", "requirements.txt", "README.md", ".gitattributes",
-               "core/*", "assets/*", "checkpoints/*"]
+# `*` also matches `/`, so "core/*" is all of core/. ui/: the app's parts, which app.py imports.
+SPACE_ALLOW = ["app.py", "requirements.txt", "README.md", ".gitattributes", "core/*", "ui/*", "assets/*",
+               "checkpoints/*"]
 # Never uploaded, even inside an allowed folder: caches, the app's runtime folders, temp files of a checkpoint
-# write in progress, hidden files in sub-folders, and the dev-only folders (not allowed anyway).
-IGNORE = ["__pycache__", "*/__pycache__/*", "__pycache__/*", "*.pyc", "*.pyo", "*.tmp", "*/.*",
+# write in progress, the type stubs Gradio writes beside ui/widgets.py when it runs, hidden files in sub-folders,
+# and the dev-only folders (not allowed anyway).
+IGNORE = ["__pycache__", "*/__pycache__/*", "__pycache__/*", "*.pyc", "*.pyo", "*.pyi", "*.tmp", "*/.*",
           ".gradio/*", "*/.gradio/*", "flagged/*", "*/flagged/*", ".ipynb_checkpoints/*", "*/.ipynb_checkpoints/*"]
 SPACE_IGNORE = IGNORE + ["tests/*", "bench/*", ".ci/*"]
 CARD = "README.md"  # the model card's name in the checkpoints repo

@@ -23,7 +23,7 @@ START, END = "<!-- results:start -->", "<!-- results:end -->"
 REFERENCE_ACC = {"baseline": 0.1000, "weight_std_1": 0.7361, "weight_std_10": 0.1927, "relu": 0.7882,
                  "adam": 0.8591, "batchnorm": 0.8785, "skip": 0.6756, "layerwise_6": 0.4202, "grad_norm": 0.5373}
 LEARNS_AT = 0.2  # a run "learns" when its final VALIDATION accuracy reaches twice chance (10 classes: 0.1)
-BENCHMARK_BEST_MLP = 0.8833  # FashionMNIST README benchmark: MLPClassifier 256-128-100 (also drawn by plots)
+BENCHMARK_BEST_MLP = 0.8833  # FashionMNIST README benchmark: MLPClassifier 256-128-100 (also drawn by ui.figures)
 CONFIDENCE = 0.95  # of every interval in the table
 # Test accuracies of one method that lie further apart than this, once sorted, are different groups: the table
 # then gives each group's n and range instead of a mean, whose t interval assumes one roughly normal spread.
@@ -92,15 +92,6 @@ def _same_recipe(run: dict, main: dict, label: str) -> dict:
         raise CheckpointError(f"{label}: limit is {shown(run.get('limit'))}, but the checkpoint's is "
                               f"{shown(main.get('limit'))} (trained on other data)")
     return run
-
-
-def seed_runs(name: str, root: Path = ROOT) -> list[dict]:
-    """Every committed run of a method (metrics.json, then seeds/*.json), strictly: CheckpointError naming the
-    first damaged file."""
-    runs, left_out = method_runs(name, root)
-    if left_out:
-        raise CheckpointError(left_out[0])
-    return runs
 
 
 # --------------------------------------------------------------------------------------- statistics

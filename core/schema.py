@@ -26,16 +26,18 @@ from typing import Annotated, Literal, NotRequired, Required, Union, get_args, g
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from typing_extensions import TypedDict, is_typeddict  # (pydantic needs typing_extensions' TypedDict before 3.12)
 
-from .models import ACTIVATIONS, HEAD_INITS, NORMS, ModelConfig
+from . import limits
+from .limits import FLOAT32_MAX, MAX_STAGES, MODEL, RECIPE
+from .models import ModelConfig
 
 MAX_CONFIG_BYTES = 64 * 2**10
 MAX_METRICS_BYTES = 32 * 2**20  # the 701 rows of the layer-wise run take 1.1 MB
-MAX_EPOCHS = 10_000  # a run's epochs, all stages together; a history holds at most MAX_EPOCHS + 1 rows
-MAX_DEPTH, MAX_WIDTH = 32, 4096  # as ModelConfig (which checks them again when the config is built)
-MAX_STAGES = 64
+# a run's epochs, all stages together, as the recipe's limit; a history holds at most MAX_EPOCHS + 1 rows
+MAX_EPOCHS = RECIPE["epochs"].hi
+MAX_DEPTH = MODEL["depth"].hi
 MAX_TEXT = 4096  # free text: data_source
 MAX_SHOWN = 40  # characters of a refused string shown in the message
-FLOAT32_MAX, FLOAT32_TINY = 3.4028235e38, 1.4e-45  # a recorded measurement is a float32's value (or 0)
+FLOAT32_TINY = 1.4e-45  # a recorded measurement is a float32's value (or 0): at most FLOAT32_MAX, at least this
 
 
 class Invalid(ValueError):
@@ -59,6 +61,19 @@ def _nullable(tp, says: str):
     return Annotated[tp | None, Says(says)]
 
 
+def _limited(limit: limits.Limit):
+    """core.limits' limit of a field as the type the file's field has, saying the same in its messages."""
+    says = Says(limit.says())
+    if isinstance(limit, limits.Whole):
+        return Annotated[int, Field(ge=limit.lo, le=limit.hi), says]
+    if isinstance(limit, limits.Real):
+        low = {"gt": limit.lo} if limit.above else {"ge": limit.lo}
+        return Annotated[float, Field(**low, le=limit.hi, allow_inf_nan=False), says]
+    if isinstance(limit, limits.OneOf):
+        return Annotated[Literal[limit.options], says]
+    return Annotated[bool, says]
+
+
 Finite = Annotated[float, Field(ge=-FLOAT32_MAX, le=FLOAT32_MAX, allow_inf_nan=False), Says("a finite number")]
 NonNegative = Annotated[float, Field(ge=0, le=FLOAT32_MAX, allow_inf_nan=False), Says("a finite number >= 0")]
 Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False), Says("a finite number in [0, 1]")]
@@ -73,7 +88,7 @@ Text = Annotated[str, Field(max_length=MAX_TEXT), Says(f"a string of at most {MA
 Sentence = Annotated[str, Field(max_length=500, pattern=r"^[^<>\[\]`*!|~&$#\\]*$"),
                      Says("a plain sentence of at most 500 characters (no markup)")]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$"), Says("a SHA-256: 64 hex digits 0-9a-f")]
-Seed = _whole(0, 2**63 - 1)
+Seed = _limited(RECIPE["seed"])
 Flag = Annotated[bool, Says("true or false")]
 
 
@@ -89,19 +104,19 @@ Pair = Annotated[list[_whole(1, MAX_DEPTH)], Field(min_length=2, max_length=2),
 
 
 class ConfigFile(TypedDict):
-    """config.json: ModelConfig's fields. Its ranges are repeated here so that a message names the field and
-    the value (test_checkpoint checks that the two agree); ModelConfig.from_dict then checks skips vs depth."""
+    """config.json: ModelConfig's fields, each within its core.limits limit (so that a message names the field
+    and the value); ModelConfig.from_dict then checks skips vs depth."""
     __pydantic_config__ = _STRICT
-    depth: _whole(1, MAX_DEPTH)
-    width: _whole(1, MAX_WIDTH)
-    activation: _one_of(ACTIVATIONS)
-    init_std: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False), Says("a number in (0, 1000]")]
-    norm: _one_of(NORMS)
+    depth: _limited(MODEL["depth"])
+    width: _limited(MODEL["width"])
+    activation: _limited(MODEL["activation"])
+    init_std: _limited(MODEL["init_std"])
+    norm: _limited(MODEL["norm"])
     skips: Annotated[list[Pair], Field(max_length=MAX_DEPTH * (MAX_DEPTH - 1) // 2),
                      Says("a list of [src, dst] pairs")]
-    grad_norm: Flag
-    in_features: Annotated[int, Field(ge=784, le=784), Says("784 (28x28 images)")]
-    num_classes: Annotated[int, Field(ge=10, le=10), Says("10")]
+    grad_norm: _limited(MODEL["grad_norm"])
+    in_features: _limited(MODEL["in_features"])
+    num_classes: _limited(MODEL["num_classes"])
 
 
 # --- metrics.json and seeds/<seed>.json: one training run ---
@@ -113,16 +128,17 @@ class Stage(TypedDict):
 
 
 class RunConfig(ConfigFile):
-    """metrics.json's "config": the model's config and the training recipe (Method.hyperparameters())."""
+    """metrics.json's "config": the model's config and the training recipe (Method.hyperparameters()), each
+    field within its core.limits limit."""
     __pydantic_config__ = _STRICT
-    optimizer: Name
-    lr: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False), Says("a number in (0, 1000]")]
-    weight_decay: NonNegative
-    schedule: Name
-    batch_size: _whole(1, 2**20)
-    epochs: _whole(1, MAX_EPOCHS)
+    optimizer: _limited(RECIPE["optimizer"])
+    lr: _limited(RECIPE["lr"])
+    weight_decay: _limited(RECIPE["weight_decay"])
+    schedule: _limited(RECIPE["schedule"])
+    batch_size: _limited(RECIPE["batch_size"])
+    epochs: _limited(RECIPE["epochs"])
     stages: Annotated[list[Stage], Field(max_length=MAX_STAGES), Says(f"a list of at most {MAX_STAGES} stages")]
-    head_init: NotRequired[_one_of(HEAD_INITS)]  # (written since layerwise_6)
+    head_init: NotRequired[_limited(RECIPE["head_init"])]  # (written since layerwise_6)
     seed: Seed
     loss: Name
     val_fraction: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), Says("a number in [0, 1)")]

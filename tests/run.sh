@@ -11,5 +11,5 @@ if [ ! -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || [ ! -
 fi
 python3 -m pip install -q -r requirements-dev.txt
 # pyproject.toml's [tool.pytest.ini_options] (named, so no stray pytest.ini can take its place); quick set only:
-# bash tests/run.sh -m "not app"
+# bash tests/run.sh -m "not app and not slow"
 exec python3 -m pytest -c pyproject.toml -q "$@"

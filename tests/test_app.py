@@ -6,9 +6,10 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from core.lab import Lab
 from core.methods import METHODS
 from tests.helpers import BROKEN, ROOT
+from ui import classify, compare, figures
+from ui.lab import Lab
 
 pytestmark = pytest.mark.app  # every test here calls the launched app
 
@@ -26,9 +27,10 @@ def lab(app_checkpoints):
     return Lab(app_checkpoints)
 
 
-def _size(fig) -> tuple[int, int]:
-    """The pixel size a figure renders at."""
-    return tuple(round(v * fig.dpi) for v in fig.get_size_inches())
+def _rgb(path) -> bytes:
+    with Image.open(path) as im:
+        assert im.format == "PNG", path
+        return im.convert("RGB").tobytes()
 
 
 def test_api_names_the_endpoints(client):
@@ -52,21 +54,21 @@ def test_compare_returns_cards_figures_and_epoch_range(client, app_checkpoints, 
     card_l, card_r, flow, curves, change, preds_l, preds_r, slider, _chart = client.predict(
         "baseline", "relu", api_name="/compare")
     metrics = json.loads((app_checkpoints / "relu" / "metrics.json").read_text())
-    assert (card_l, card_r) == (lab.card("baseline"), lab.card("relu"))
+    assert (card_l, card_r) == (compare.card(lab, "baseline"), compare.card(lab, "relu"))
     assert card_l.startswith("### " + METHODS["baseline"].title)
     assert f"**Test accuracy {metrics['test_acc']:.2%}** (10,000 test images, seed {metrics['seed']})" in card_r
-    c = lab.compare("baseline", "relu")
-    expected = {flow: c.gradient_flow, curves: c.curves, change: c.weight_change,
-                preds_l: lab.predictions("baseline"), preds_r: lab.predictions("relu")}
-    for path, fig in expected.items():  # each output is its own figure, as a PNG of that figure's size
-        with Image.open(path) as im:
-            assert im.format == "PNG" and im.size == _size(fig), path
+    c = compare.comparison(lab, "baseline", "relu")  # what this process makes of the same files: the same pixels
+    for got, made in ((flow, c.gradient_flow), (curves, c.curves), (change, c.weight_change),
+                      (preds_l, c.predictions[0]), (preds_r, c.predictions[1])):
+        assert _rgb(got) == _rgb(made), got
+    with Image.open(flow) as im:
+        assert im.size == tuple(round(v * figures.DPI) for v in figures.FLOW_SIZE)
     assert slider["maximum"] == metrics["epochs"] and slider["value"] == metrics["epochs"]
 
 
 def test_compare_any_two_methods(client, lab):
     card_l, card_r, *_ = client.predict("layerwise", "grad_norm", api_name="/compare")
-    assert card_l == lab.card("layerwise") and card_r == lab.card("grad_norm")
+    assert card_l == compare.card(lab, "layerwise") and card_r == compare.card(lab, "grad_norm")
     assert card_l.startswith(f"### {METHODS['layerwise'].title}\n") and " · 7 stages x " in card_l
 
 
@@ -75,7 +77,7 @@ def test_broken_checkpoint_is_explained_and_the_rest_work(client, app_checkpoint
     assert "Unavailable" in card_l and f"python -m core train --method {BROKEN}" in card_l
     assert f"**Unavailable:** {BROKEN}/model.safetensors: not a readable safetensors file" in card_l
     assert str(app_checkpoints) not in card_l  # files are named relative to the checkpoints folder
-    assert card_l == lab.card(BROKEN) and card_r == lab.card("baseline")
+    assert card_l == compare.card(lab, BROKEN) and card_r == compare.card(lab, "baseline")
 
 
 def test_classify_real_image_with_two_models(client):
@@ -131,7 +133,7 @@ def test_explain_example_baseline_vs_batchnorm(client, lab):
     sneaker = EXAMPLES / "7_sneaker.png"
     map_l, map_r, bar, numbers_l, numbers_r = client.predict(handle_file(str(sneaker)), "baseline", "batchnorm",
                                                              api_name="/explain")
-    expected = lab.explain(str(sneaker), "baseline", "batchnorm")
+    expected = classify.explain(classify.read(lab, str(sneaker), "baseline", "batchnorm"))
     for path, image in zip((map_l, map_r), expected.images, strict=True):
         got = _pixels(path)
         assert got.shape == (224, 224, 3)

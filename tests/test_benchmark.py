@@ -107,5 +107,17 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     assert res["epoch"]["counted_matches_analytic"] is True
     for name, m in res["train_time"]["methods"].items():
         assert m["estimate_seconds"] > 0 and all(t > 0 for t in m["epoch_seconds"]), name
+    # the figures hold together: totals are their parts', two jobs take between the longest and the sum,
+    # percentiles are ordered, and the table prints what the JSON holds
+    tt = res["train_time"]
+    estimates = [m["estimate_seconds"] for m in tt["methods"].values()]
+    assert tt["total_estimate_seconds"] == pytest.approx(sum(estimates))
+    assert max(estimates) <= tt["jobs2_makespan_estimate_seconds"] <= sum(estimates)
+    app = res["app"]
+    for name in ("compare_cold", "compare_warm", "classify"):
+        assert app[name]["p50_s"] <= app[name]["p95_s"] <= app[name]["max_s"], name
+    t = res["epoch"]["median_seconds"]  # a median of ratios, near the ratio of medians
+    assert res["epoch"]["fraction_of_limit"] == pytest.approx(t["limit"] / t["ours"], rel=0.5)
+    assert f"{tt['total_estimate_seconds'] / 60:.1f} min" in proc.stdout
     assert "Vanishing Gradient Lab benchmark" in proc.stdout
     assert "fraction of the matmul limit" in proc.stdout and "app: classify p50" in proc.stdout

@@ -5,17 +5,23 @@ Screenshots go to tests/artifacts/ (git-ignored) for a human to look at.
 """
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from matplotlib.colors import to_rgb
+from PIL import Image
 
 from core import history
 from core.data import CLASSES
 from core.methods import METHODS
+from core.results import results_rows
 from tests import imagefiles as F
 from tests.helpers import ROOT
+from ui import figures
 
 pytestmark = [pytest.mark.app, pytest.mark.browser]  # Chromium against the launched app
 
@@ -273,12 +279,22 @@ def test_a_bad_upload_shows_our_message(page, tmp_path):
     assert message in toasts(page)
 
 
-def test_results_tab(page):
+def test_results_tab(page, app_checkpoints):
+    """The accuracy figure of every committed method, drawn for the pair chosen on Compare: the left method's
+    bar blue, the right one's orange; the table above it."""
     from playwright.sync_api import expect
     page.get_by_role("tab", name="Results").click()
     img = block(page, "Test accuracy per method").locator("img")
     expect(img).to_be_visible()
     assert loaded(img)
+    fig = figures.results_figure(results_rows(app_checkpoints, strict=False), "baseline", RIGHT)
+    size = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+    assert size == [round(v * fig.dpi) for v in fig.get_size_inches()]
+    shown = np.asarray(Image.open(io.BytesIO(page.request.get(img.evaluate("i => i.src")).body())).convert("RGB"))
+    for colour in (figures.LEFT_COLOR, figures.RIGHT_COLOR):  # (the page's image is a lossy WebP: near, not exact)
+        rgb = np.array([round(c * 255) for c in to_rgb(colour)])
+        assert (np.abs(shown.reshape(-1, 3).astype(int) - rgb).max(axis=1) <= 8).sum() > 200, colour
+    expect(page.locator("td", has_text=RIGHT).first).to_be_visible()  # the results table, one row per method
     page.screenshot(path=ARTIFACTS / "results.png", full_page=True)
 
 

@@ -1,17 +1,21 @@
-"""The Compare tab's data and figures: core.charts (the browser chart's data: values, reasons, shared axes),
-core.panels (PNG figures composed from per-method panels on shared axes), and /compare's chart output for a
-pair the app has never shown. Latency is the bench's (bench/latency.py), not checked here."""
+"""The Compare tab's data and figures: ui.chart_data (the browser chart's data: values, reasons, shared axes),
+ui.compare (a pair's cards, PNG figures composed from per-method layers on shared axes, made once), and
+/compare's chart output for a pair the app has never shown. Latency is the bench's (bench/latency.py), not
+checked here."""
 from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from core import charts, history, panels, plots
-from tests.helpers import ROOT
-from tests.test_plots import make_layerwise, make_metrics
+from core import history
+from tests.helpers import BROKEN, ROOT
+from tests.test_figures import make_layerwise, make_metrics
+from ui import chart_data, compare, figures
+from ui.lab import Lab
 
 COMMITTED = ROOT / "checkpoints"
 
@@ -39,7 +43,7 @@ def expected(metrics: dict, key: str, epoch: int) -> list:
                                  "rel_weight_change"])
 def test_values_are_history_values_at_every_epoch(key, epoch):
     m = make_metrics(depth=4, new_stats=True)
-    data = charts.method_data("baseline", "Baseline", m)
+    data = chart_data.method_data("baseline", "Baseline", m)
     assert data["layers"] == ["hidden1", "hidden2", "hidden3", "hidden4", "output"]
     assert data["epochs"] == [0, 1, 2, 3]
     assert stat_values(data, key, epoch) == expected(m, key, epoch)
@@ -48,27 +52,27 @@ def test_values_are_history_values_at_every_epoch(key, epoch):
 
 def test_missing_values_carry_their_reason():
     m, relu = make_metrics(), make_metrics("relu", activation="relu")
-    data = charts.method_data("baseline", "Baseline", m)
+    data = chart_data.method_data("baseline", "Baseline", m)
     assert set(stat_values(data, "update_ratio", 0)) == {"no update yet"}  # no step before init
     assert stat_values(data, "saturation", 2)[-1] == "n/a"  # the output has no activation
-    *hidden, output = charts.method_data("relu", "ReLU", relu)["stats"]["saturation"]["values"][1]
+    *hidden, output = chart_data.method_data("relu", "ReLU", relu)["stats"]["saturation"]["values"][1]
     assert set(hidden) == {"n/a (ReLU)"} and output == "n/a"
     # statistics this record never had: one explicit reason for the whole statistic, not rows of it
-    assert data["stats"]["error_mean_abs"] == {"missing": charts.NOT_RECORDED} == {"missing": "not recorded"}
+    assert data["stats"]["error_mean_abs"] == {"missing": chart_data.NOT_RECORDED} == {"missing": "not recorded"}
     assert data["stats"]["activation_std"] == {"missing": "not recorded"}
     assert "error_mean_abs" not in data["range"]
     # recorded in some rows only (a record resumed by newer code): each gap says so
     partial = make_metrics(depth=2, new_stats=True)
     for layer in partial["history"][0]["layers"]:
         del layer["error_mean_abs"]
-    values = charts.method_data("baseline", "Baseline", partial)["stats"]["error_mean_abs"]["values"]
+    values = chart_data.method_data("baseline", "Baseline", partial)["stats"]["error_mean_abs"]["values"]
     assert set(values[0]) == {"not recorded"} and all(isinstance(v, float) for v in values[1])
 
 
 def test_layerwise_reasons_equal_history_on_the_full_record():
     """The compact record charts uses for missing_reason answers like the full one (frozen, not trained yet)."""
     for m in (make_layerwise(), committed("layerwise")):
-        data = charts.method_data("layerwise", "Layer-wise", m)
+        data = chart_data.method_data("layerwise", "Layer-wise", m)
         epochs = sorted({history.epoch_of(r) for r in m["history"][::23]} | {0, 1, 2, 3, 5, 101, 201, 700})
         for key in ("grad_mean_abs", "update_ratio", "saturation", "rel_weight_change"):
             for epoch in epochs:
@@ -79,10 +83,10 @@ def test_layerwise_reasons_equal_history_on_the_full_record():
 
 
 def test_an_untrained_or_broken_method_has_no_rows_and_says_why():
-    assert charts.method_data("adam", "Adam", None)["problem"] == "not trained yet"
-    broken = charts.method_data("skip", "Skip", None, "weights are not safetensors")
+    assert chart_data.method_data("adam", "Adam", None)["problem"] == "not trained yet"
+    broken = chart_data.method_data("skip", "Skip", None, "weights are not safetensors")
     assert broken["problem"] == "weights are not safetensors" and broken["epochs"] == [] and broken["stats"] == {}
-    pair = charts.pair_data(broken, charts.method_data("baseline", "Baseline", make_metrics(epochs=5)))
+    pair = chart_data.pair_data(broken, chart_data.method_data("baseline", "Baseline", make_metrics(epochs=5)))
     assert pair["max_epoch"] == pair["epoch"] == 5
     assert all(s["limits"] for s in pair["stats"] if s["key"] not in ("error_mean_abs", "activation_std"))
 
@@ -90,14 +94,17 @@ def test_an_untrained_or_broken_method_has_no_rows_and_says_why():
 def test_curves_are_the_recorded_series_with_nan_as_null():
     m = make_metrics(epochs=4)
     m["history"][2]["val_loss"] = float("nan")
-    data = charts.method_data("baseline", "Baseline", m)
-    for key in charts.CURVES:
+    data = chart_data.method_data("baseline", "Baseline", m)
+    for key in chart_data.CURVES:
         want = [None if math.isnan(v) else v for v in history.series(m, key)[1]]
         assert data["curves"][key] == want
     assert data["curves"]["val_loss"][2] is None
 
 
 # ------------------------------------------------------------------------------------------------ a pair
+
+LOG = {"grad_mean_abs", "error_mean_abs", "update_ratio", "rel_weight_change"}  # the statistics spanning decades
+
 
 def _numbers(data: dict, key: str) -> list[float]:
     s = data["stats"].get(key, {})
@@ -106,17 +113,17 @@ def _numbers(data: dict, key: str) -> list[float]:
 
 @pytest.mark.parametrize("pair", [("baseline", "batchnorm"), ("layerwise", "relu"), ("weight_std_10", "tanh")])
 def test_shared_axis_limits_cover_both_methods_at_every_epoch(pair):
-    left, right = (charts.method_data(n, n, committed(n)) for n in pair)
-    data = charts.pair_data(left, right)
+    left, right = (chart_data.method_data(n, n, committed(n)) for n in pair)
+    data = chart_data.pair_data(left, right)
     assert data["max_epoch"] == max(left["epochs"][-1], right["epochs"][-1]) == data["epoch"]
-    assert [s["key"] for s in data["stats"]] == list(charts.STATS)
+    assert [s["key"] for s in data["stats"]] == list(chart_data.STATS)
     for s in data["stats"]:
         values = _numbers(left, s["key"]) + _numbers(right, s["key"])
         if not values:  # a statistic neither checkpoint recorded: a placeholder axis, never an error
             assert s["limits"] is None or s["limits"] == [0.0, 1.0]
             continue
         lo, hi = s["limits"]
-        assert s["log"] == (s["key"] in plots.LOG_KEYS)  # the same axes as the matplotlib figures
+        assert s["log"] == (s["key"] in LOG)
         if s["log"]:
             positive = [v for v in values if v > 0]
             assert lo <= min(positive) and max(positive) <= hi
@@ -134,8 +141,9 @@ def test_the_loss_axis_turns_log_when_losses_span_decades():
     m, low = make_metrics(epochs=2), make_metrics(epochs=2)
     for r in low["history"]:
         r["train_loss"] = r["val_loss"] = 0.01
-    flat = charts.pair_data(*(charts.method_data(n, n, make_metrics(epochs=2)) for n in "ab"))["curves"]["loss"]
-    wide = charts.pair_data(charts.method_data("a", "a", m), charts.method_data("b", "b", low))["curves"]["loss"]
+    side = chart_data.method_data
+    flat = chart_data.pair_data(*(side(n, n, make_metrics(epochs=2)) for n in "ab"))["curves"]["loss"]
+    wide = chart_data.pair_data(side("a", "a", m), side("b", "b", low))["curves"]["loss"]
     assert flat["log"] is False and flat["limits"][0] == 0
     assert wide["log"] is True and wide["limits"][0] <= 0.01 and wide["limits"][1] >= 2.31
 
@@ -143,56 +151,65 @@ def test_the_loss_axis_turns_log_when_losses_span_decades():
 # ----------------------------------------------------------------------------------------- PNG figures
 
 @pytest.fixture(scope="module")
-def figures():
-    names = ["baseline", "relu", "layerwise", "baseline_3"]
-    return panels.Panels({n: committed(n) for n in names} | {"adam": None})
+def lab(app_checkpoints):
+    return Lab(app_checkpoints)  # every committed method, BROKEN's weights corrupt
 
 
-def test_pair_figures_have_the_size_of_the_matplotlib_pair_figures(figures):
-    m = {n: figures.metrics[n] for n in ("baseline", "relu")}
-    sizes = {"gradient_flow": plots.gradient_flow_figure(m["baseline"], m["relu"]),
-             "curves": plots.training_curves_figure(m["baseline"], m["relu"]),
-             "weight_change": plots.weight_change_figure(m["baseline"], m["relu"])}
-    for kind, fig in sizes.items():
-        image = figures.figure(kind, "baseline", "relu")
-        assert image.mode == "RGB" and image.size == tuple(round(v * fig.dpi) for v in fig.get_size_inches())
+def test_a_pair_has_both_cards_every_figure_and_the_chart_once(lab):
+    c = compare.comparison(lab, "baseline", "relu")
+    assert c.cards == (compare.card(lab, "baseline"), compare.card(lab, "relu"))
+    assert c.cards[1].startswith(f"### {lab.entry('relu').method.title}\n") and "Over 10 seeds" in c.cards[1]
+    sizes = {c.gradient_flow: figures.FLOW_SIZE, c.curves: figures.CURVES_SIZE, c.weight_change: figures.CHANGE_SIZE}
+    for path, size in sizes.items():
+        with Image.open(path) as im:
+            assert im.format == "PNG" and im.size == tuple(round(v * figures.DPI) for v in size), path
+            assert im.convert("RGB").tobytes() == compare.figure(lab, kind_of(path), "baseline", "relu").tobytes()
+    assert c.max_epoch == 100 and c.chart == chart_data.pair_data(compare.method_chart(lab, "baseline"),
+                                                                 compare.method_chart(lab, "relu"))
+    assert compare.comparison(lab, "baseline", "relu") is c  # composed once, then kept
+    with pytest.raises(ValueError, match="Unknown method 'nope'; choose one of: baseline"):
+        compare.comparison(lab, "baseline", "nope")
 
 
-def test_a_method_looks_the_same_whatever_its_partner(figures):
+def kind_of(path: str) -> str:
+    """The figure a pair's PNG file holds, from its name (flow-baseline-relu.png)."""
+    return {"flow": "gradient_flow", "curves": "curves", "change": "weight_change"}[Path(path).name.split("-")[0]]
+
+
+def test_a_method_looks_the_same_whatever_its_partner(lab):
     """Fixed axes shared by every method: the left half of the gradient flow is the left method's panel."""
     def left_half(right):
-        image = figures.figure("gradient_flow", "baseline", right)
+        image = compare.figure(lab, "gradient_flow", "baseline", right)
         return image.crop((0, 0, image.width // 2, image.height)).tobytes()
-    assert left_half("relu") == left_half("baseline_3") == left_half("adam")
-    assert figures.figure("gradient_flow", "relu", "baseline").tobytes() != \
-        figures.figure("gradient_flow", "baseline", "relu").tobytes()  # side colours differ
+    assert left_half("relu") == left_half("baseline_3") == left_half(BROKEN)
+    assert compare.figure(lab, "gradient_flow", "relu", "baseline").tobytes() != \
+        compare.figure(lab, "gradient_flow", "baseline", "relu").tobytes()  # side colours differ
 
 
-def test_shared_axes_cover_every_method(figures):
-    axes = figures.axes
-    values = [history.layer_value(r, n, "grad_mean_abs") for m in figures.metrics.values() if m
+def test_a_broken_method_still_composes_and_says_why(lab):
+    c = compare.comparison(lab, BROKEN, "baseline")
+    assert "**Unavailable:**" in c.cards[0] and c.max_epoch == 100  # the baseline's epochs: the broken one has none
+    assert c.chart["left"]["problem"] == lab.entry(BROKEN).error
+    assert len({c.gradient_flow, c.curves, c.weight_change, *c.predictions}) == 5  # five different files
+    with Image.open(c.predictions[0]) as im:
+        assert im.format == "PNG" and im.size[0] > 300
+
+
+def test_prediction_grid_is_the_first_image_of_each_class_and_two_more(lab):
+    grid = compare._grid(lab)
+    assert len(grid) == compare.GRID_SIZE == 12 and set(lab.sample.y[grid[:10]].tolist()) == set(range(10))
+    with Image.open(compare.prediction_grid(lab, "best")) as im:
+        assert im.format == "PNG" and im.size == (440, 510)  # 4 columns x 3 rows: readable on a phone
+
+
+def test_shared_axes_cover_every_method(lab):
+    metrics = [e.metrics for e in lab.entries.values()]
+    axes = figures.shared_axes(metrics)
+    values = [history.layer_value(r, n, "grad_mean_abs") for m in metrics if m
               for r in (m["history"][0], m["history"][-1]) for n in history.layer_names(r)]
     positive = [v for v in values if v and v > 0]
     assert axes.flow[0] <= min(positive) and max(positive) <= axes.flow[1]
     assert axes.slots == ("hidden1", "hidden2", "hidden3", "hidden4", "hidden5", "hidden6", "hidden7", "output")
-
-
-def test_panels_are_made_once_even_when_asked_twice_at_once():
-    import threading
-    calls = []
-    once = panels.Once()
-
-    def make():
-        calls.append(1)
-        threading.Event().wait(0.05)
-        return object()
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(once.get("k", make))) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(calls) == 1 and len({id(r) for r in results}) == 1
 
 
 # --------------------------------------------------------------------------------------- the launched app
@@ -216,7 +233,7 @@ def test_compare_returns_chart_data_for_a_never_seen_pair(server, app_checkpoint
         m = json.loads((app_checkpoints / name / "metrics.json").read_text())
         data = chart[side]
         assert data["title"] and data["epochs"] == [r["epoch"] for r in m["history"]]
-        for key in charts.STATS:
+        for key in chart_data.STATS:
             if not any(key in layer for r in m["history"] for layer in r["layers"]):
                 assert data["stats"][key] == {"missing": "not recorded"}  # said once, for the whole statistic
                 continue

@@ -86,6 +86,7 @@ def _hub_parquet(path, images, labels):
     return path
 
 
+@pytest.mark.slow
 def test_hub_download_becomes_the_same_idx_files(tmp_path):
     """The Space's source of the real set: both splits in the Hub's Parquet layout (made here from Debian's
     real IDX files: this machine has no network), converted to IDX files that load exactly like the originals."""

@@ -265,7 +265,7 @@ def fate_grid(r: dict, lr: float) -> str:
 
 
 def test_the_about_tab_and_cards_quote_the_forward_signal():
-    from core import pages
+    from ui import pages
     about = " ".join(pages.about().split())
     m = committed("forward-signal")["methods"]
     base, bn = m["baseline"]["layers"], m["batchnorm"]["layers"]

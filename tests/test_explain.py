@@ -1,5 +1,4 @@
 """core.explain: input-gradient maps on real test images, checked against finite differences and the checkpoints."""
-import time
 
 import numpy as np
 import pytest
@@ -11,7 +10,6 @@ from core.explain import (
     _forward,
     _lut,
     _positions,
-    compare_explanations,
     gradient_map,
     render_colorbar,
     render_map,
@@ -249,22 +247,19 @@ def test_colorbar_and_ticks():
     assert len(scale_ticks((2.0, 3.0))) == 2  # no power of ten inside: the two ends
 
 
-def test_compare_explanations_on_real_images(sample, checkpoints):
+def test_two_maps_on_one_scale_on_real_images(sample, checkpoints):
+    """Two models' maps rendered on the scale shared_scale picks for both: each is its own map, and the same
+    colour means the same value in both (ui.classify.explain does exactly this)."""
     base, bn = checkpoints["baseline"], checkpoints["batchnorm"]
-    c = compare_explanations(base, bn, sample.x[0:1])
-    for side, model in enumerate((base, bn)):
-        predicted, grad, input_grad, hidden1 = gradient_map(model, sample.x[0:1])
-        assert c.predicted[side] == predicted and np.array_equal(c.maps[side], grad)
-        assert c.input_grad[side] == input_grad and c.hidden1_grad[side] == hidden1
-        np.testing.assert_array_equal(c.images[side], render_map(grad, c.scale))  # both on the one scale
-        assert c.images[side].shape == (224, 224, 3)
-    assert c.scale == shared_scale(*c.maps)
-    assert c.colorbar.shape == (12, 224, 3) and c.ticks == scale_ticks(c.scale)
+    found = [gradient_map(model, sample.x[0:1]) for model in (base, bn)]
+    scale = shared_scale(found[0][1], found[1][1])
+    images = [render_map(grad, scale) for _, grad, _, _ in found]
+    for (_, grad, input_grad, _), image in zip(found, images, strict=True):
+        assert input_grad == float(grad.mean(dtype=np.float64)) and image.shape == (224, 224, 3)
+        assert scale[0] <= np.percentile(grad[grad > 0], 1) and np.percentile(grad[grad > 0], 99) <= scale[1]
     # the baseline is mostly the colormap's dark end, batchnorm mostly bright
-    luminance = [img.astype(float).mean() for img in c.images]
+    luminance = [img.astype(float).mean() for img in images]
     assert luminance[0] < luminance[1] / 2
-    with pytest.raises(ValueError):
-        c.maps[0][0, 0] = 1.0  # frozen result, frozen arrays
 
 
 def test_zero_gradient_renders_and_gives_zero():
@@ -272,33 +267,17 @@ def test_zero_gradient_renders_and_gives_zero():
     with torch.no_grad():
         dead.head.weight.zero_()  # constant logits: no gradient anywhere
     x = torch.rand(1, 784, dtype=torch.float64)
-    c = compare_explanations(dead, dead, x)
-    assert c.input_grad == (0.0, 0.0) and c.hidden1_grad == (0.0, 0.0)
-    assert not c.maps[0].any() and (c.images[0] == _lut("magma")[0]).all()
-    assert np.isfinite(c.scale).all() and c.ticks
+    _, grad, input_grad, hidden1 = gradient_map(dead, x)
+    assert input_grad == 0.0 and hidden1 == 0.0 and not grad.any()
+    scale = shared_scale(grad, grad)
+    assert np.isfinite(scale).all() and scale_ticks(scale)
+    assert (render_map(grad, scale) == _lut("magma")[0]).all()
     # zeroed first layer: nothing reaches the pixels, though hidden layer 1's pre-activation still matters
     blind = tiny()
     with torch.no_grad():
         blind.linears[0].weight.zero_()
     _, grad, input_grad, hidden1 = gradient_map(blind, x)
     assert not grad.any() and input_grad == 0.0 and hidden1 > 0
-    alive = compare_explanations(blind, tiny(), x)
-    assert (alive.images[0] == _lut("magma")[0]).all() and alive.images[1].any()
-
-
-def test_one_comparison_is_fast(sample, checkpoints):
-    """Single image on CPU, with one torch thread as the app runs (app.py; VGL_TORCH_THREADS)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        compare_explanations(checkpoints["baseline"], checkpoints["batchnorm"], sample.x[0:1])  # warm-up
-        times = []
-        for x in sample.x[:20]:
-            start = time.perf_counter()
-            compare_explanations(checkpoints["baseline"], checkpoints["batchnorm"], x)
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    print(f"\ncompare_explanations(baseline, batchnorm), one image: median {1e3 * np.median(times):.1f} ms, "
-          f"max {1e3 * max(times):.1f} ms")
-    assert np.median(times) < 0.1
+    alive = gradient_map(tiny(), x)[1]
+    scale = shared_scale(grad, alive)
+    assert (render_map(grad, scale) == _lut("magma")[0]).all() and render_map(alive, scale).any()

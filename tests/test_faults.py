@@ -222,6 +222,7 @@ def previous(tmp_path_factory):
 TRAINING = "checkpoints already on disk are intact; baseline_3 was being trained and was not saved"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig,code,message", [
     (signal.SIGINT, 130, f"interrupted: {TRAINING}"),
     (signal.SIGTERM, 143, f"terminated (SIGTERM): {TRAINING}"),

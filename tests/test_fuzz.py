@@ -1,14 +1,14 @@
 """No single file can take the app down: real committed checkpoint files, mutated at random (truncated,
 bit-flipped, values swapped at random JSON paths, nested deep, numbers huge or not finite, lists of the wrong
 length, emptied, or replaced by folders, symlinks and pipes), go through the loading code the app runs at
-start (core.lab.load_entry, core.results.results_rows, the method cards). It never raises; the mutated method
+start (ui.lab.load_entry, core.results.results_rows, the method cards). It never raises; the mutated method
 is either loaded with the same weights and exactly what its files say (a change the schema accepts, e.g. a
 number nudged within its range, is not damage), or unavailable with a message naming the file relative to the
 checkpoints folder, without an absolute path or an exception name; a damaged seed file leaves the method
 loaded and is left out of its results row with a note; every other method is untouched.
 
-300 examples, derandomized (the same ones on every run), about 50 s on a busy 2-core machine: each loads the
-mutated method and one other (not all 16), the way Lab does."""
+300 examples, derandomized (the same ones on every run), about 50 s on a busy 2-core machine (marked slow; the
+quick set runs 20): each loads the mutated method and one other (not all 16), the way Lab does."""
 from __future__ import annotations
 
 import json
@@ -24,11 +24,11 @@ import torch
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
-from core import pages
-from core.lab import load_entry
 from core.methods import METHODS
 from core.results import results_rows, summarize
 from tests.helpers import ROOT
+from ui import pages
+from ui.lab import load_entry
 
 CHECKPOINTS = ROOT / "checkpoints"
 # each mutated in turn: a plain 7-layer net, a 3-layer one, BatchNorm buffers, skips, 7-stage layer-wise (1 MB)
@@ -278,11 +278,30 @@ def pristine(tmp_path_factory) -> tuple[Path, Pristine]:
     return source, Pristine(entries=entries, rows=rows)
 
 
-@settings(max_examples=300, deadline=10_000, derandomize=True, database=None,  # deadline: a hang-catcher (ms)
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                  HealthCheck.data_too_large])
+def fuzzed(examples: int):
+    """The test below with `examples` derandomized examples (the same ones on every run)."""
+    # deadline (ms): a hang-catcher
+    return settings(max_examples=examples, deadline=10_000, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                           HealthCheck.data_too_large])
+
+
+@pytest.mark.slow
+@fuzzed(300)
 @given(data=st.data())
 def test_no_single_file_takes_the_app_down(pristine, tmp_path_factory, data):
+    damage_one_file(pristine, tmp_path_factory, data)
+
+
+@fuzzed(20)
+@given(data=st.data())
+def test_no_single_file_takes_the_app_down_quick(pristine, tmp_path_factory, data):
+    """The same on 20 examples, for the quick set (-m "not slow"): a smoke test, the 300 above are the test."""
+    damage_one_file(pristine, tmp_path_factory, data)
+
+
+def damage_one_file(pristine, tmp_path_factory, data) -> None:
+    """One method's file damaged at random: the app's start-up still stands (see the module docstring)."""
     source, reference = pristine
     c = Chooser(data)
     name, file = c.pick(MUTATED), c.pick(FILES)

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import history, plots, results, results_plots
+from core import history, results
 from core.methods import METHODS
+from ui import chart_data, figures
 
 
 def layer(name: str, **stats) -> dict:
@@ -202,19 +203,52 @@ def test_series_gives_nan_for_missing_values():
 
 # ---------------------------------------------------------------------------------------- data flow
 
-def _imports(module) -> set[str]:
-    tree = ast.parse(Path(module.__file__).read_text())
-    return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module} | \
-        {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_data_flows_one_way_and_shared_values_are_defined_once():
-    assert "plots" not in _imports(results) and "plots" not in _imports(history)
-    assert "methods" not in _imports(plots) and "results" not in _imports(plots)
+def _imports(path: Path) -> set[str]:
+    """The project modules a file imports, type-only imports included, as dotted names (ui.lab, core.history)."""
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    out = set()
+    for n in ast.walk(ast.parse(path.read_text())):
+        if isinstance(n, ast.Import):
+            out |= {a.name for a in n.names}
+        elif isinstance(n, ast.ImportFrom):
+            base = n.module or ""
+            if n.level:
+                base = ".".join(package.split(".")[:len(package.split(".")) - n.level + 1] + ([base] if base else []))
+            out |= {base} | {f"{base}.{a.name}" for a in n.names}
+    return {m for m in out if (ROOT / (m.replace(".", "/") + ".py")).is_file()}
+
+
+def test_the_science_never_imports_the_ui_and_no_module_imports_itself_back():
+    files = sorted((ROOT / "core").glob("*.py")) + sorted((ROOT / "ui").glob("*.py")) + [ROOT / "app.py"]
+    graph = {".".join(f.relative_to(ROOT).with_suffix("").parts): _imports(f) for f in files}
+    assert "core.history" in graph["ui.figures"] and "ui.lab" in graph["ui.pages"]  # (the reader reads them)
+    for module, imported in graph.items():
+        if module.startswith("core."):
+            assert not {m for m in imported if m.startswith("ui.") or m == "app"}, module
+    # no circle, type-only imports included: a depth-first walk never meets a module still on its path
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> None:
+        state[module] = "open"
+        for other in graph.get(module, ()):
+            assert state.get(other) != "open", " -> ".join(path + [module, other])
+            if other not in state:
+                visit(other, path + [module])
+        state[module] = "done"
+    for module in graph:
+        if module not in state:
+            visit(module, [])
+
+
+def test_shared_values_are_defined_once():
     assert results.gradient_ratio is history.gradient_ratio
-    assert results_plots.BENCHMARK_BEST_MLP is results.BENCHMARK_BEST_MLP
-    for module in (plots, results_plots):  # drawn from results' constant, not a copy
+    assert figures.BENCHMARK_BEST_MLP is results.BENCHMARK_BEST_MLP
+    assert chart_data.LEFT_COLOR is figures.LEFT_COLOR and chart_data.CHANCE is figures.CHANCE
+    for module in (figures, chart_data):  # drawn from results' and figures' constants, not copies
         tree = ast.parse(Path(module.__file__).read_text())
         assigned = {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
                     if isinstance(t, ast.Name)}
-        assert "BENCHMARK_BEST_MLP" not in assigned
+        assert "BENCHMARK_BEST_MLP" not in assigned and (module is figures or "LEFT_COLOR" not in assigned)

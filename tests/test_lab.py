@@ -1,18 +1,18 @@
-"""The app's computations without Gradio: comparisons, classification, broken checkpoints."""
+"""The app's methods without Gradio (ui.lab) and what Compare makes of them (ui.compare): broken and missing
+checkpoints, cards, the start-up work, the made-once store. On checkpoints trained for one epoch here."""
 import threading
 import time
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from core import pages
 from core.checkpoint import save_checkpoint
-from core.lab import Lab, RenderedComparison
 from core.methods import METHODS
+from core.results import LEARNS_AT, method_runs, results_rows
 from core.train import train_method
-from core.upload import ImageError
+from ui import classify, compare, pages
+from ui.lab import Lab, Once
 
 TRAINED = ("baseline", "relu", "batchnorm", "layerwise")
 
@@ -46,69 +46,34 @@ def test_broken_and_missing_checkpoints_are_reported_not_fatal(lab, checkpoint_r
 
 
 def test_compare_shows_both_methods(lab):
-    c = lab.compare("baseline", "batchnorm")
+    c = compare.comparison(lab, "baseline", "batchnorm")
     for card, name in zip(c.cards, ("baseline", "batchnorm"), strict=True):
         e = lab.entry(name)
         assert card.startswith(f"### {e.method.title}\n{e.method.description}\n\n*{pages.hyperparameters(e.method)}*")
         assert f"**Test accuracy {e.metrics['test_acc']:.2%}** (10,000 test images, seed 42)" in card
         assert f"trained {e.metrics['epochs']} epochs in " in card
-    assert c.max_epoch == 1
-    flow_axes = c.gradient_flow.axes
-    assert len(flow_axes) == 2 and all(ax.get_yscale() == "log" for ax in flow_axes)
-    assert flow_axes[0].get_ylim() == flow_axes[1].get_ylim()  # same axis on both sides
-    # the grid shows the first image of each class and marks the model's predictions
-    assert len(lab.grid) == 12 and set(lab.sample.y[lab.grid[:10]].tolist()) == set(range(10))
+    assert c.max_epoch == 1 and c.chart["max_epoch"] == 1
+    assert (c.chart["left"]["name"], c.chart["right"]["name"]) == ("baseline", "batchnorm")
 
 
-def test_compare_with_a_broken_method_still_renders(lab):
-    r = lab.rendered_comparison("relu", "baseline")
-    c = lab.compare("relu", "baseline")
-    assert isinstance(r, RenderedComparison) and r.cards == c.cards
-    assert r.cards[0].startswith("### ReLU activation") and "**Unavailable:**" in r.cards[0]
-    assert r.max_epoch == 1  # the baseline's epochs: relu has none
-    # each path holds its own figure: a PNG of the size that figure renders at
-    figures = {r.gradient_flow: c.gradient_flow, r.curves: c.curves, r.weight_change: c.weight_change,
-               r.predictions[0]: lab.predictions("relu"), r.predictions[1]: lab.predictions("baseline")}
-    assert len(figures) == 5  # five different files
-    for path, fig in figures.items():
-        with Image.open(path) as im:
-            assert im.format == "PNG"
-            assert im.size == tuple(round(v * fig.dpi) for v in fig.get_size_inches())
-    assert lab.rendered_comparison("relu", "baseline") is r  # rendered once, then kept
+def test_a_missing_method_is_a_card_and_a_chart_that_say_so(lab):
+    c = compare.comparison(lab, "adam", "baseline")
+    assert c.cards[0].startswith("### Adam optimizer") and "**Unavailable:** adam/config.json: missing" in c.cards[0]
+    assert c.chart["left"]["problem"] == lab.entry("adam").error and c.chart["left"]["epochs"] == []
+    assert c.max_epoch == 1  # the baseline's epochs
 
 
 def test_unknown_method_is_a_clear_error(lab):
-    with pytest.raises(ValueError, match="Unknown method 'nope'; choose one of: baseline"):
-        lab.compare("baseline", "nope")
-    with pytest.raises(ValueError, match="Unknown method"):
-        lab.classify(np.zeros((28, 28), np.uint8), "nope", "baseline")
+    for call in (lambda: compare.comparison(lab, "baseline", "nope"), lambda: compare.card(lab, "nope"),
+                 lambda: classify.read(lab, np.zeros((28, 28), np.uint8), "nope", "baseline")):
+        with pytest.raises(ValueError, match="Unknown method 'nope'; choose one of: baseline"):
+            call()
 
 
-def test_classify_gives_top5_for_both_and_the_model_view(lab):
-    img = lab.examples()[7]  # a real sneaker
-    left, right, seen = lab.classify(img, "baseline", "batchnorm")
-    assert len(left) == 5 and len(right) == 5
-    assert list(left.values()) == sorted(left.values(), reverse=True) and 0 < sum(right.values()) <= 1.0001
-    assert seen.shape == (28, 28) and seen.dtype == np.uint8
-    big = lab.enlarged(seen)
-    assert big.shape == (224, 224) and (big[::8, ::8] == seen).all() and (big[7::8, 7::8] == seen).all()
-    # a broken method gives no probabilities rather than failing the other side
-    broken, ok, _ = lab.classify(img, "relu", "baseline")
-    assert broken == {} and len(ok) == 5
-
-
-def test_classify_refuses_non_images(lab, tmp_path):
-    bad = tmp_path / "shirt.png"
-    bad.write_text("this is not a png")
-    with pytest.raises(ImageError):
-        lab.classify(str(bad), "baseline", "batchnorm")
-
-
-def test_results_views(lab):
+def test_results_rows_and_the_about_page(lab):
     # the table reads metrics.json, which is intact for relu (only its weights are corrupt)
     assert [r["method"] for r in lab.rows] == list(TRAINED)
-    assert "`baseline`" in lab.results_markdown()
-    assert lab.results_figure("baseline", "batchnorm").axes
+    assert lab.row("relu")["test_acc"] == lab.rows[1]["test_acc"] and lab.row("adam") is None
     listed = pages.methods_list().split("\n")
     assert listed == [f"- **{m.title}** (`{m.name}`): {m.description}" for m in METHODS.values()]
     assert pages.about().endswith("\n\n" + pages.methods_list())
@@ -116,15 +81,36 @@ def test_results_views(lab):
 
 def test_warm_waits_for_its_pause_before_every_step(lab):
     """The app holds its start-up drawing back while a Playground run trains: warm() waits for `pause` before
-    each step (the default pair, then each method's chart data, then its panels and grid)."""
+    each step (the default pair, then each method's chart data, then its layers and grid)."""
     gate, calls = threading.Event(), []
-    worker = threading.Thread(target=lab.warm, kwargs={"pause": lambda: calls.append(1) or gate.wait()}, daemon=True)
+    pause = lambda: calls.append(1) or gate.wait()
+    worker = threading.Thread(target=compare.warm, args=(lab,), kwargs={"pause": pause}, daemon=True)
     worker.start()
     time.sleep(0.5)
     assert worker.is_alive() and len(calls) == 1  # held before its first step
     gate.set()
     worker.join(120)
     assert not worker.is_alive() and len(calls) == 1 + 2 * len(lab.entries)
+    drawn = [compare.figure(lab, kind, "relu", "layerwise") for kind in ("gradient_flow", "curves", "weight_change")]
+    assert all(image.size[0] >= 700 for image in drawn)  # any pair now, from what warm() drew
+
+
+def test_once_makes_a_value_once_even_when_asked_twice_at_once():
+    calls = []
+    once = Once()
+
+    def make():
+        calls.append(1)
+        threading.Event().wait(0.05)
+        return object()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(once.get("k", make))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len({id(r) for r in results}) == 1
+    assert once.get("other", lambda: 2) == 2 and len(calls) == 1
 
 
 def test_one_hyperparameter_line_for_cards_and_the_playground():
@@ -141,21 +127,21 @@ def test_one_hyperparameter_line_for_cards_and_the_playground():
 def test_card_says_what_every_committed_seed_reached():
     """A checkpoint is one draw: the card gives the spread over every committed seed, from the results table,
     where this checkpoint sits among them, and how many learn (judged on validation)."""
-    from core.results import LEARNS_AT, results_rows, seed_runs
     lab = Lab()
     rows = {r["method"]: r for r in results_rows()}
     for name in ("grad_norm", "grad_norm_lr1e3", "relu"):
-        runs = seed_runs(name)
+        runs, left_out = method_runs(name)
+        assert left_out == []
         accs = [r["test_acc"] for r in runs]
-        card = lab.card(name)
+        card = compare.card(lab, name)
         n, learned = len(accs), sum(r["history"][-1]["val_acc"] >= LEARNS_AT for r in runs)
         assert rows[name]["learned"] == learned and n == 10
         assert f"Over {n} seeds" in card and f"on {learned} of {n}." in card
         assert f"range {min(accs):.1%} – {max(accs):.1%}" in card
         assert f"Where this checkpoint (seed 42) sits: {rows[name]['seed42_rank']}." in card
     # several groups are listed as groups, one group gets its mean and 95% interval
-    assert "in 4 groups (6 at 10.0%, 1 at 20.0%, 2 at 29.1% – 29.3%, 1 at 47.2%)" in lab.card("grad_norm")
+    assert "in 4 groups (6 at 10.0%, 1 at 20.0%, 2 at 29.1% – 29.3%, 1 at 47.2%)" in compare.card(lab, "grad_norm")
     lo, hi = rows["relu"]["acc_ci"]
-    assert f"mean {rows['relu']['acc_mean']:.1%} (95% confidence interval {lo:.1%} – {hi:.1%})" in lab.card("relu")
-    assert "sits: weakest of 10." in lab.card("grad_norm_lr1e3")
+    assert f"mean {rows['relu']['acc_mean']:.1%} (95% confidence interval {lo:.1%} – {hi:.1%})" in compare.card(lab, "relu")
+    assert "sits: weakest of 10." in compare.card(lab, "grad_norm_lr1e3")
     assert "Over " not in pages.card(lab.entry("grad_norm"))  # the checkpoint alone knows only its own seed

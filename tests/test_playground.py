@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-import core.playground as pg
-from core import charts, history, pages, plots
+import ui.playground as pg
+from core import history
 from core.data import DatasetError
 from core.diagnostics import LAYER_KEYS
 from core.methods import BASELINE, METHODS
 from core.models import DeepMLP, ModelConfig
 from core.train import train_epochs, train_method
 from tests.helpers import ROOT
+from ui import chart_data, pages, playground_tab
 
 SMALL = dict(depth=3, width=32, epochs=2, train_size=500)  # real data, about a second
 
@@ -109,7 +110,7 @@ def test_skip_pairs_generalize_the_spec_to_every_depth(depth):
 
 # -------------------------------------------------------------------------------------------- streaming
 
-def test_stream_yields_one_update_per_epoch_usable_by_core_plots():
+def test_stream_yields_one_update_per_epoch_as_a_metrics_record():
     settings = pg.PlaygroundSettings(**SMALL)
     updates = list(pg.stream_training(settings))
     assert [u.epoch for u in updates] == list(range(settings.epochs + 1))
@@ -130,12 +131,10 @@ def test_stream_yields_one_update_per_epoch_usable_by_core_plots():
     metrics = last.metrics
     json.dumps(metrics, allow_nan=False)
     reference = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
-    for u in updates:  # one bar per layer at the update's epoch, on the playground's panel
-        fig = plots.gradient_flow_figure(u.metrics, reference, u.epoch)
-        bars = [b for b in fig.axes[0].patches if (b.get_gid() or "").startswith("epoch:")]
-        assert len(bars) == len(names)
-    assert len(plots.training_curves_figure(metrics, reference).axes[0].lines) == 4
-    plots.weight_change_figure(metrics, reference)
+    for u in updates:  # each update's record is read like a checkpoint's: the same rows, the same layers
+        assert history.row_at(u.metrics, None) == u.history[-1] and history.rows(u.metrics) == list(u.history)
+        assert history.layer_names(history.row_at(u.metrics, None)) == names
+    assert history.series(metrics, "val_acc")[1].tolist() == [r["val_acc"] for r in last.history]
     status = pages.playground_status(last, reference, "Baseline")
     assert f"**Epoch {settings.epochs}/{settings.epochs}**" in status and "✔ Done." in status
     assert f"test accuracy **{last.test_acc:.1%}** (10,000 test images)" in status
@@ -151,12 +150,12 @@ def assert_run_side(side: dict, update: pg.PlaygroundUpdate) -> None:
     reason where there is none), the curves, the test accuracy after every epoch."""
     assert side["epochs"] == [r["epoch"] for r in update.history] == list(range(update.epoch + 1))
     assert side["layers"] == [layer["name"] for layer in update.history[-1]["layers"]]
-    for key in charts.STATS:
+    for key in chart_data.STATS:
         for row, values in zip(update.history, side["stats"][key]["values"], strict=True):
             for name, cell in zip(side["layers"], values, strict=True):
                 v = history.layer_value(row, name, key)
                 assert cell == v if v is not None else isinstance(cell, str), (key, row["epoch"], name, cell)
-    for key in charts.CURVES:
+    for key in chart_data.CURVES:
         assert side["curves"][key] == [r[key] for r in update.history]
     assert side["curves"]["test_acc"] == list(update.test_accs)
     assert side["labels"][0] == "epoch 0 (init)"
@@ -167,7 +166,7 @@ def assert_run_side(side: dict, update: pg.PlaygroundUpdate) -> None:
 def test_the_chart_is_the_run_beside_the_reference_at_the_same_epochs():
     settings = pg.PlaygroundSettings(**SMALL)
     reference = json.loads((ROOT / "checkpoints" / "relu" / "metrics.json").read_text())
-    ref = charts.method_data("relu", "ReLU", reference)
+    ref = chart_data.method_data("relu", "ReLU", reference)
     for u in pg.stream_training(settings):
         c = pg.chart(u, ref)
         json.dumps(c, allow_nan=False)
@@ -176,7 +175,7 @@ def test_the_chart_is_the_run_beside_the_reference_at_the_same_epochs():
         assert_run_side(c["left"], u)
         # the reference: its own data at epochs 0..2, whatever the run has reached
         right = c["right"]
-        assert right == charts.until(ref, settings.epochs)
+        assert right == chart_data.until(ref, settings.epochs)
         assert right["epochs"] == list(range(settings.epochs + 1))
         for row, values in zip(reference["history"][:settings.epochs + 1], right["stats"]["grad_mean_abs"]["values"],
                                strict=True):
@@ -194,25 +193,25 @@ def test_the_chart_is_the_run_beside_the_reference_at_the_same_epochs():
 
 def test_until_cuts_a_method_to_its_first_epochs_and_refits_its_ranges():
     m = json.loads((ROOT / "checkpoints" / "baseline" / "metrics.json").read_text())
-    data = charts.method_data("baseline", "Baseline", m)
-    cut = charts.until(data, 3)
+    data = chart_data.method_data("baseline", "Baseline", m)
+    cut = chart_data.until(data, 3)
     assert cut["epochs"] == [0, 1, 2, 3] and cut["labels"][-1] == "epoch 3" and len(cut["curves"]["val_acc"]) == 4
     assert cut["stats"]["grad_mean_abs"]["values"] == data["stats"]["grad_mean_abs"]["values"][:4]
     assert cut["stats"]["error_mean_abs"]["values"] == data["stats"]["error_mean_abs"]["values"][:4]
     for row in m["history"]:  # a file recorded before the statistic existed: its {"missing": ...} stays
         for layer in row["layers"]:
             del layer["error_mean_abs"]
-    old = charts.method_data("baseline", "Baseline", m)
-    assert charts.until(old, 3)["stats"]["error_mean_abs"] == {"missing": charts.NOT_RECORDED}
+    old = chart_data.method_data("baseline", "Baseline", m)
+    assert chart_data.until(old, 3)["stats"]["error_mean_abs"] == {"missing": chart_data.NOT_RECORDED}
     values = [v for row in cut["stats"]["grad_mean_abs"]["values"] for v in row if not isinstance(v, str)]
     assert cut["range"]["grad_mean_abs"] == [min(v for v in values if v > 0), max(values)]
-    assert charts.until(data, 500) is data and data["epochs"][-1] == 100  # nothing to cut; the original untouched
-    broken = charts.method_data("skip", "Skip", None, "weights are not safetensors")
-    assert charts.until(broken, 3) is broken
+    assert chart_data.until(data, 500) is data and data["epochs"][-1] == 100  # nothing to cut; the original untouched
+    broken = chart_data.method_data("skip", "Skip", None, "weights are not safetensors")
+    assert chart_data.until(broken, 3) is broken
 
 
 def test_before_a_run_the_chart_shows_the_reference_alone():
-    ref = charts.method_data("baseline", "Baseline", json.loads((ROOT / "checkpoints" / "baseline" /
+    ref = chart_data.method_data("baseline", "Baseline", json.loads((ROOT / "checkpoints" / "baseline" /
                                                                  "metrics.json").read_text()))
     c = pg.chart(None, ref)
     assert c["left"]["problem"] == "not trained yet" and c["left"]["problem_note"] == "press Train to start"
@@ -320,7 +319,7 @@ def test_app_streams_one_output_per_epoch(client, app_checkpoints):
     summary = pages.settings_summary(pg.PlaygroundSettings(**{k: v for k, v in SETTINGS.items() if k != "reference"}))
     assert summary == "3x32 sigmoid · init N(0, 0.05) · sgd lr 0.01 · batch 256 · 2 epochs on 500 images"
     relu = json.loads((app_checkpoints / "relu" / "metrics.json").read_text())
-    reference = charts.until(charts.method_data("relu", METHODS["relu"].title, relu), 2)
+    reference = chart_data.until(chart_data.method_data("relu", METHODS["relu"].title, relu), 2)
     for epoch, (chart, status) in enumerate(outputs):
         assert f"**Epoch {epoch}/2**" in status
         assert f"*{summary}. Real FashionMNIST (Debian's dataset-fashion-mnist): 500 training images" in status
@@ -382,7 +381,6 @@ def test_a_run_can_cross_to_a_zerogpu_worker():
     back every update pickled: the arguments and the updates must survive that, the stop switch as a fresh one."""
     import pickle
 
-    import playground_tab
     stop = pg.StopSwitch()
     stop.set()
     settings = pg.PlaygroundSettings(depth=2, width=8, epochs=1, train_size=500)

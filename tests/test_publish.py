@@ -65,19 +65,21 @@ def _closed_port() -> int:
 
 # ------------------------------------------------------------------------------------------ a project copy
 
-STRAYS = ["core/__pycache__/cli.cpython-311.pyc", "core/stale.pyc", "tests/test_x.py", "bench/bench_x.py",
+STRAYS = ["core/__pycache__/cli.cpython-311.pyc", "core/stale.pyc", "ui/__pycache__/lab.cpython-311.pyc",
+          "tests/test_x.py", "bench/bench_x.py",
           ".ci/run", ".gradio/flagged/log.csv", "flagged/log.csv", "checkpoints/relu/.metrics.json.ab12.tmp",
           "checkpoints/relu/seeds/.DS_Store", "assets/.cache/x.bin", "data/train.gz", "notes.txt", "app.pyi",
-          "__pycache__/app.cpython-311.pyc", "assets/examples/__pycache__/x.pyc", ".git/config"]
+          "__pycache__/app.cpython-311.pyc", "assets/examples/__pycache__/x.pyc", ".git/config", "ui/widgets.pyi"]
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A small copy of the project (two checkpoints) with stray files no upload may send."""
     root = tmp_path_factory.mktemp("project")
-    for name in ("app.py", "widgets.py", "playground_tab.py", "README.md", "requirements.txt", ".gitattributes"):
+    for name in ("app.py", "README.md", "requirements.txt", ".gitattributes"):
         shutil.copy2(ROOT / name, root / name)
-    shutil.copytree(ROOT / "core", root / "core", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("core", "ui"):
+        shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(ROOT / "assets", root / "assets")
     for method in ("baseline", "relu"):
         shutil.copytree(ROOT / "checkpoints" / method, root / "checkpoints" / method)
@@ -88,8 +90,8 @@ def project(tmp_path_factory) -> Path:
 
 
 def expected_space_files(root: Path) -> set[str]:
-    top = {"app.py", "widgets.py", "playground_tab.py", "README.md", "requirements.txt", ".gitattributes"}
-    under = {p.relative_to(root).as_posix() for d in ("core", "assets", "checkpoints")
+    top = {"app.py", "README.md", "requirements.txt", ".gitattributes"}
+    under = {p.relative_to(root).as_posix() for d in ("core", "ui", "assets", "checkpoints")
              for p in (root / d).rglob("*") if p.is_file()}
     return top | {p for p in under if p not in STRAYS}
 
@@ -121,10 +123,10 @@ def test_dry_run_of_the_real_project(tmp_path):
     assert r.returncode == 0, r.stderr
     [(header, files, n, total)] = parse_dry_run(r.stdout)
     assert (n, total) == (len(files), sum(files.values()))
-    for must in ("app.py", "widgets.py", "requirements.txt", "README.md", "assets/fashion_mnist_sample.npz",
+    for must in ("app.py", "ui/widgets.py", "requirements.txt", "README.md", "assets/fashion_mnist_sample.npz",
                  "checkpoints/relu/model.safetensors", "checkpoints/relu/metrics.json", "checkpoints/relu/config.json"):
         assert must in files, must
-    assert {f"core/{p.name}" for p in (ROOT / "core").glob("*.py")} <= set(files)
+    assert {f"{d}/{p.name}" for d in ("core", "ui") for p in (ROOT / d).glob("*.py")} <= set(files)
     assert {f"assets/{p.relative_to(ROOT / 'assets').as_posix()}" for p in (ROOT / "assets").rglob("*")
             if p.is_file()} <= set(files)
     bad = [p for p in files if p.split("/")[0] in ("tests", "bench", ".ci", ".git", "data", ".benchmarks")
@@ -290,19 +292,27 @@ def test_cli_rejected_token(tmp_path):
 
 
 def test_the_space_gets_every_module_the_app_imports():
-    """A top-level module app.py needs (directly or through another one) that the allow-list misses would
-    leave the Space unable to start."""
+    """A module of this project that app.py needs (directly or through another one) that the allow-list misses
+    would leave the Space unable to start; one it does not need is sent anyway only if it is core/ or ui/."""
     import ast
     uploaded = {name for name, _ in publish.space_files(ROOT)}
     todo, seen = ["app.py"], set()
     while todo:
         name = todo.pop()
         seen.add(name)
+        package = name.rsplit("/", 1)[0] if "/" in name else ""
         for node in ast.walk(ast.parse((ROOT / name).read_text())):
-            modules = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                       else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            if isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = (package + ("." + node.module if node.module else "")) if node.level else node.module
+                modules = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
             for module in modules:
-                local = f"{module.split('.')[0]}.py"
+                local = module.replace(".", "/") + ".py"
                 if (ROOT / local).is_file() and local not in seen:
                     todo.append(local)
-    assert seen == {"app.py", "widgets.py", "playground_tab.py"} and seen <= uploaded
+    assert {"app.py", "ui/tabs.py", "ui/playground_tab.py", "ui/widgets.py", "core/train.py"} <= seen
+    assert seen <= uploaded, seen - uploaded
+    assert {p.split("/")[0] for p in seen} == {"app.py", "core", "ui"}

@@ -250,6 +250,7 @@ def test_nan_loss_stops_with_a_recorded_message(tiny):
     assert metrics["epochs"] == 1
 
 
+@pytest.mark.slow
 def test_short_training_on_real_data_learns(fashion):
     # `best` is a ReLU net with the cures that make it learn fast; the spec's `relu` (SGD, std 0.05 init)
     # sits on a plateau for its first epochs, so it cannot show learning in a test-sized run.
@@ -263,6 +264,7 @@ def _cli(*args, **kw):
                           timeout=300, **kw)
 
 
+@pytest.mark.slow
 def test_cli_trains_relu_and_writes_a_valid_checkpoint(tmp_path):
     run = _cli("--method", "relu", "--epochs", "2", "--out", str(tmp_path))
     assert run.returncode == 0, run.stderr
@@ -287,6 +289,7 @@ def test_cli_bad_arguments_one_line_exit_2(args, message):
     assert "Traceback" not in run.stderr
 
 
+@pytest.mark.slow
 def test_training_takes_its_device_and_keeps_the_cpu_result(tiny):
     """The device-agnostic path, on the CPU: an explicit device gives exactly the default run, the model comes
     back on the CPU, and cuda is taken where there is a GPU and refused with a reason where there is none."""
@@ -306,6 +309,7 @@ def test_training_takes_its_device_and_keeps_the_cpu_result(tiny):
         assert run.returncode == 2 and run.stderr.startswith("error: --device cuda: CUDA is not available")
 
 
+@pytest.mark.slow
 def test_order_seed_varies_the_batch_order_alone(tiny):
     method = replace(METHODS["grad_norm"], epochs=1)
     init, loss = [], []
@@ -334,6 +338,7 @@ def test_cli_list():
     assert run.returncode == 0 and [line.split()[0] for line in run.stdout.splitlines()] == list(METHODS)
 
 
+@pytest.mark.slow
 def test_cli_retrains_bit_for_bit(tmp_path):
     """Same command, same torch version, same thread count (the CLI's default: one) -> the same weights."""
     shas = []

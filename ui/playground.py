@@ -1,10 +1,11 @@
 """The Playground: train a deep MLP you configure and stream its diagnostics epoch by epoch. No Gradio.
 
-Everything reuses the project's own pieces: the settings become a registry-style Method
-(methods.variant(...)), training is core.train.train_epochs, the per-layer numbers are
-core.diagnostics', the chart's data core.charts' (drawn in the browser by assets/charts.js, as on the Compare
-tab). This module only adds bounds, data selection, a stop switch and a time limit, so a visitor's run is the
-same computation as `python -m core train` on a smaller budget.
+Everything reuses the project's own pieces: the settings are checked by core.limits against POLICY (the
+model and recipe limits, narrowed for a shared CPU) and become a registry-style Method (methods.variant(...)),
+training is core.train.train_epochs, the per-layer numbers are core.diagnostics', the chart's data
+ui.chart_data's (drawn in the browser by assets/charts.js, as on the Compare tab). This module only adds the
+policy, data selection, a stop switch and a time limit, so a visitor's run is the same computation as
+`python -m core train` on a smaller budget.
 
 What a run measures, per epoch (epoch 0 = the untrained network):
 - train loss/accuracy: over the epoch's batches (train_epochs' numbers);
@@ -15,8 +16,6 @@ What a run measures, per epoch (epoch 0 = the untrained network):
 """
 from __future__ import annotations
 
-import math
-import numbers
 import threading
 import time
 from collections.abc import Mapping
@@ -24,24 +23,29 @@ from dataclasses import dataclass, fields, replace
 
 import torch
 
-from . import charts
-from .data import DEBIAN_DIR, HUB_DATASET, DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
-from .evaluate import evaluate
-from .methods import BASELINE, Method, variant
-from .models import ACTIVATIONS, NORMS
-from .train import on_device, train_epochs
+from core import limits
+from core.data import DEBIAN_DIR, HUB_DATASET, DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
+from core.evaluate import evaluate
+from core.limits import Flag, OneOf, Real, Whole
+from core.methods import BASELINE, Method, variant
+from core.train import on_device, train_epochs
 
-# Bounds, enforced by PlaygroundSettings itself whatever the widgets allow. The largest run they allow
-# (10 x 512, 54,000 images, 20 epochs) takes minutes on one core (`python -m bench.playground_speed` prints
-# it): TIME_LIMIT stops every run after 3 minutes instead, so the single training slot turns over.
-DEPTH = (1, 10)  # hidden layers
-WIDTH = (8, 512)  # units per hidden layer
-INIT_STD_MAX = 20.0  # std of the N(0, std) init; (0, 20]: beyond it every sigmoid saturates anyway
-LR_MAX = 1.0  # (0, 1]
-EPOCHS = (1, 20)
-TRAIN_SIZE = (500, 54_000)  # 54,000 = the whole training split (60,000 minus the 10% validation)
-BATCH_SIZE = (16, 4096)
-OPTIMIZERS = ("sgd", "adam")
+from . import chart_data
+
+# The Playground's policy: core.limits' model and recipe limits, narrowed (never widened: limits.narrowed
+# refuses that) for one small CPU shared by every visitor, and its own two settings. PlaygroundSettings checks
+# every value against it whatever the widgets allow. The largest run it allows (10 x 512, 54,000 images, 20
+# epochs) takes minutes on one core (`python -m bench.playground_speed` prints it): TIME_LIMIT stops every run
+# after 3 minutes instead, so the single training slot turns over.
+POLICY = {
+    **limits.narrowed(
+        {**limits.MODEL, **limits.RECIPE},
+        depth=Whole(1, 10, " hidden layers"), width=Whole(8, 512, " units"),
+        init_std=Real(0, 20, above=True),  # beyond std 20 every sigmoid saturates anyway
+        optimizer=OneOf(("sgd", "adam")), lr=Real(0, 1, above=True), epochs=Whole(1, 20), batch_size=Whole(16, 4096)),
+    "skips": Flag(),  # skip connections over blocks of SKIP_BLOCK layers (skip_pairs)
+    "train_size": Whole(500, 54_000, " images"),  # 54,000 = the whole training split (60,000 minus 10%)
+}
 DEFAULT_TRAIN_SIZE = 10_000
 VAL_SIZE = 2_000  # validation images evaluated each epoch (of the 6,000 held out)
 TEST_PROBE = 2_000  # test images evaluated each epoch (all of them at the end of a completed run)
@@ -72,54 +76,12 @@ def skip_pairs(depth: int) -> tuple[tuple[int, int], ...]:
     return tuple((a, b) for a, b in pairs)
 
 
-# ------------------------------------------------------------------------------------------ validation
-
-def _shown(value) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _real(name: str, value) -> float:
-    """A finite real number, or a ValueError naming the field. Strings, booleans and None are refused:
-    the API takes numbers, and bool is an int in Python."""
-    if value is None or isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{LABELS[name]} must be a number, got {_shown(value)}.")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{LABELS[name]} must be a finite number, got {value}.")
-    return value
-
-
-def _whole(name: str, value, lo: int, hi: int, unit: str = "") -> int:
-    number = _real(name, value)
-    if number != int(number) or not lo <= number <= hi:
-        raise ValueError(f"{LABELS[name]} must be a whole number from {lo:,} to {hi:,}{unit}, got {_shown(value)}.")
-    return int(number)
-
-
-def _positive_up_to(name: str, value, hi: float) -> float:
-    number = _real(name, value)
-    if not 0 < number <= hi:
-        raise ValueError(f"{LABELS[name]} must be greater than 0 and at most {hi:g}, got {_shown(value)}.")
-    return number
-
-
-def _choice(name: str, value, options) -> str:
-    if not isinstance(value, str) or value.lower() not in options:
-        raise ValueError(f"{LABELS[name]} must be one of {', '.join(options)}; got {_shown(value)}.")
-    return value.lower()
-
-
-def _flag(name: str, value) -> bool:
-    if not isinstance(value, bool):  # 0/1, "true", None: refused rather than guessed
-        raise ValueError(f"{LABELS[name]} must be on or off (true or false), got {_shown(value)}.")
-    return value
-
+# ------------------------------------------------------------------------------------------ settings
 
 @dataclass(frozen=True)
 class PlaygroundSettings:
-    """Every control of the Playground tab. Constructing one validates and normalizes every field
-    (7.0 -> 7, "ReLU" -> "relu"), so an invalid settings object cannot exist: the server checks the bounds
+    """Every control of the Playground tab. Constructing one checks and normalizes every field against POLICY
+    (7.0 -> 7, "ReLU" -> "relu"), so an invalid settings object cannot exist: the server checks the limits
     whatever the widgets or an API caller sent. Defaults are the baseline's model and recipe."""
     depth: int = BASELINE.model.depth
     width: int = BASELINE.model.width
@@ -136,21 +98,7 @@ class PlaygroundSettings:
     seed: int = BASELINE.seed  # fixes the split, the init and the batch order, like the registry's
 
     def __post_init__(self):
-        clean = {
-            "depth": _whole("depth", self.depth, *DEPTH, " hidden layers"),
-            "width": _whole("width", self.width, *WIDTH, " units"),
-            "activation": _choice("activation", self.activation, tuple(ACTIVATIONS)),
-            "init_std": _positive_up_to("init_std", self.init_std, INIT_STD_MAX),
-            "norm": _choice("norm", self.norm, NORMS),
-            "skips": _flag("skips", self.skips),
-            "grad_norm": _flag("grad_norm", self.grad_norm),
-            "optimizer": _choice("optimizer", self.optimizer, OPTIMIZERS),
-            "lr": _positive_up_to("lr", self.lr, LR_MAX),
-            "epochs": _whole("epochs", self.epochs, *EPOCHS),
-            "train_size": _whole("train_size", self.train_size, *TRAIN_SIZE, " images"),
-            "batch_size": _whole("batch_size", self.batch_size, *BATCH_SIZE),
-            "seed": _whole("seed", self.seed, 0, 2**31 - 1),
-        }
+        clean = limits.check({f.name: getattr(self, f.name) for f in fields(self)}, POLICY, LABELS)
         if clean["skips"] and clean["depth"] < SKIP_BLOCK:
             raise ValueError(f"{LABELS['skips']} need at least {SKIP_BLOCK} hidden layers (they bridge blocks "
                              f"of {SKIP_BLOCK}: 1→3, 4→6, ...); got depth {clean['depth']}. Add layers or turn "
@@ -271,7 +219,7 @@ class PlaygroundUpdate:
 
     @property
     def metrics(self) -> dict:
-        """A metrics.json-shaped dict of the run so far: what core.charts and every core.plots function take."""
+        """A metrics.json-shaped dict of the run so far: what ui.chart_data and ui.figures take."""
         return {"method": "playground", "title": f"Your network ({self.settings.depth}x{self.settings.width} "
                 f"{self.settings.activation})", "seed": self.settings.seed, "config": self.config,
                 "epochs": self.epoch, "test_acc": self.test_acc, "stopped": self.stopped,
@@ -330,7 +278,7 @@ def stream_training(settings: PlaygroundSettings, stop: threading.Event | None =
 def warm() -> None:
     """Load the dataset and train one tiny epoch, so the first visitor's run does not pay for decoding
     FashionMNIST and torch's one-time start-up of training (`python -m bench.playground_speed` times both)."""
-    for _ in stream_training(PlaygroundSettings(depth=2, width=8, epochs=1, train_size=TRAIN_SIZE[0])):
+    for _ in stream_training(PlaygroundSettings(depth=2, width=8, epochs=1, train_size=POLICY["train_size"].lo)):
         pass
 
 
@@ -341,12 +289,12 @@ TEST_LABEL = f"test ({TEST_PROBE:,} images)"
 
 
 def run_data(update: PlaygroundUpdate | None) -> dict:
-    """The run so far as one side of the browser chart (core.charts.method_data: every epoch's per-layer
+    """The run so far as one side of the browser chart (ui.chart_data.method_data: every epoch's per-layer
     statistics and curves), with its test accuracy after every epoch as a third curve. None: no run yet."""
     if update is None:
-        return {**charts.method_data("playground", RUN_TITLE, None), "problem_note": "press Train to start"}
+        return {**chart_data.method_data("playground", RUN_TITLE, None), "problem_note": "press Train to start"}
     metrics = update.metrics
-    data = charts.method_data("playground", metrics["title"], metrics)
+    data = chart_data.method_data("playground", metrics["title"], metrics)
     if not update.done:  # "epoch 3 (last)" would say the run has ended
         data["labels"][-1] = f"epoch {update.epoch}" + (" (init)" if update.epoch == 0 else "")
     data["curves"]["test_acc"] = [float(a) for a in update.test_accs]
@@ -356,10 +304,10 @@ def run_data(update: PlaygroundUpdate | None) -> dict:
 
 def chart(update: PlaygroundUpdate | None, reference: dict, total_epochs: int | None = None) -> dict:
     """The Playground's chart: the run so far (left) beside `reference` (right: a pre-trained method's
-    core.charts.method_data, cut to the run's planned epochs with core.charts.until), on shared axes. The
+    ui.chart_data.method_data, cut to the run's planned epochs with ui.chart_data.until), on shared axes. The
     epoch axis spans the planned epochs (it does not move while the run streams), the slider the ones
     trained so far, and the chart opens at the latest. JSON-ready; a few milliseconds for a default run,
     so it is rebuilt whole after every epoch. `total_epochs`: the axis without a run (None: the default's)."""
     total = update.total_epochs if update is not None else total_epochs or PlaygroundSettings().epochs
     epoch = update.epoch if update is not None else total
-    return charts.pair_data(run_data(update), charts.until(reference, total), max_epoch=total, epoch=epoch)
+    return chart_data.pair_data(run_data(update), chart_data.until(reference, total), max_epoch=total, epoch=epoch)

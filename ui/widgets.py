@@ -32,7 +32,7 @@ class UploadedImage(gr.Image):
 class RawSlider(gr.Slider):
     """gr.Slider whose value reaches the event function as sent. gr.Slider checks its own bounds first and
     answers "Value 11 is greater than maximum value 10", naming no control (and fails on a string with a
-    TypeError); core.playground checks every value and says which control is wrong and what it allows."""
+    TypeError); ui.playground checks every value and says which control is wrong and what it allows."""
     is_template = True
 
     def preprocess(self, payload):
@@ -83,11 +83,11 @@ def user_errors(fn):
 # The per-layer chart is drawn in the browser (assets/charts.js): the statistic selector, the epoch slider and
 # the player redraw there from the data /compare sends once per pair (or /playground after every epoch), with
 # no request to the server.
-CHART_JS, CHART_CSS = ((Path(__file__).resolve().parent / "assets" / f"charts.{ext}").read_text()
+CHART_JS, CHART_CSS = ((Path(__file__).resolve().parent.parent / "assets" / f"charts.{ext}").read_text()
                       for ext in ("js", "css"))
 
 
 def chart(value, elem_id: str, label: str) -> gr.HTML:
-    """The per-layer chart of Compare and the Playground: `value` is core.charts.pair_data's JSON."""
+    """The per-layer chart of Compare and the Playground: `value` is ui.chart_data.pair_data's JSON."""
     return gr.HTML(value, elem_id=elem_id, label=label, html_template='<div class="vgl"></div>',
                    css_template=CHART_CSS, js_on_load=CHART_JS, apply_default_css=False)

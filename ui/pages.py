@@ -1,15 +1,17 @@
 """The words the app shows: page text, method cards, hyperparameter summaries, the Playground's status.
 
-Markdown strings only, no Gradio and no computation: the numbers come from core.lab and core.playground.
+Markdown strings only, no Gradio and no computation: the numbers come from ui.lab, ui.classify and
+ui.playground.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.methods import BASELINE, METHODS, Method
+from core.results import CONFIDENCE, LEARNS_AT
+
 from . import playground as pg
-from .methods import BASELINE, METHODS, Method
-from .results import CONFIDENCE, LEARNS_AT
 
 if TYPE_CHECKING:
     from .lab import Entry
@@ -43,6 +45,8 @@ PLAYGROUND_STARTING = ("Starting… If another visitor's run is going, yours wai
 
 PLAYGROUND_IDLE = ("Press **Train** to start. The default run (10 epochs on 10,000 images) takes about three "
                    "seconds when the server is not busy.")
+
+NO_RESULTS = "No trained checkpoints yet: run `python -m core train --all`."
 
 
 def hyperparameters(method: Method, train_size: int | None = None) -> str:
@@ -121,7 +125,7 @@ def about() -> str:
     return (ASSETS / "about.md").read_text() + "\n\n" + methods_list()
 
 
-# --- Classify: the gradient on the visitor's image (core.lab.Lab.explain) ----------------------------------
+# --- Classify: the gradient on the visitor's image (ui.classify.explain) ------------------------------------
 GRADIENT_HELP = (
     "### Gradient on your image\n"
     "How strongly each of the 28x28 pixels the models see moves the score (logit) of the class the model "
@@ -144,7 +148,7 @@ def power_of_ten(value: float, digits: int = 2) -> str:
 
 
 def gradient_card(entry: Entry, numbers: dict) -> str:
-    """Under one gradient map: the method, what it predicts and the two mean |gradient|s (Lab.explain's
+    """Under one gradient map: the method, what it predicts and the two mean |gradient|s (ui.classify.explain's
     numbers), or why the side has no map."""
     head = f"**{entry.method.title}**"
     if not numbers["available"]:
@@ -208,7 +212,7 @@ def playground_status(update: pg.PlaygroundUpdate, reference: dict | None, refer
     ref_row = next((r for r in (reference or {}).get("history") or [] if r.get("epoch") == update.epoch), None)
     if ref_row is not None:
         # an epoch of the reference is more steps than one of yours: it saw all of the training split
-        ref_images = reference.get("limit") or pg.TRAIN_SIZE[1]
+        ref_images = reference.get("limit") or pg.POLICY["train_size"].hi
         ref_batch = (reference.get("config") or {}).get("batch_size", BASELINE.batch_size)
         steps = -(-update.config["train_size"] // update.settings.batch_size)
         head += (f"\n\nReference **{reference_title}** at epoch {ref_row['epoch']}: validation accuracy "

@@ -1,21 +1,24 @@
-"""Lab.explain without Gradio: both methods' input-gradient maps for an upload, as the Classify tab and /explain
-show them, on the committed checkpoints (one of them corrupted: conftest's app_checkpoints). Also the About
-tab's diagnostics section, whose examples quote the committed metrics.json."""
+"""ui.classify without Gradio, the one path of the Classify tab, /classify and /explain: an upload read once,
+both methods' top classes and input-gradient maps, on the committed checkpoints (one of them corrupted:
+conftest's app_checkpoints). Also the About tab's diagnostics section, whose examples quote the committed
+metrics.json."""
 import json
+import time
 
 import numpy as np
 import pytest
 import torch
 
-import core.lab
-from core import pages
-from core.data import CLASSES
-from core.explain import compare_explanations, gradient_map, render_colorbar, render_map, shared_scale
-from core.lab import Explanation, Lab, labelled_colorbar
+import ui.classify
+from core.data import CLASSES, to_images
+from core.explain import gradient_map, render_colorbar, render_map, shared_scale
 from core.methods import METHODS
 from core.preprocess import preprocess
 from core.upload import ImageError
 from tests.helpers import BROKEN, ROOT
+from ui import pages
+from ui.classify import Explanation, enlarged, explain, labelled_colorbar, read, top_classes
+from ui.lab import Lab
 
 EXAMPLES = ROOT / "assets" / "examples"
 SNEAKER = EXAMPLES / "7_sneaker.png"
@@ -36,20 +39,21 @@ def blocks_of(image: np.ndarray, side: int = 28) -> np.ndarray:
 
 
 def test_explain_baseline_vs_batchnorm_on_an_example(lab):
-    e = lab.explain(str(SNEAKER), "baseline", "batchnorm")
+    e = explain(read(lab, str(SNEAKER), "baseline", "batchnorm"))
     assert isinstance(e, Explanation)
     x, _ = preprocess(str(SNEAKER))
-    c = compare_explanations(lab.entry("baseline").model, lab.entry("batchnorm").model, x)
-    # exactly core.explain's comparison: same maps on the same shared scale
-    for ours, theirs in zip(e.images, c.images, strict=True):
+    found = [gradient_map(lab.entry(name).model, x) for name in ("baseline", "batchnorm")]
+    scale = shared_scale(found[0][1], found[1][1])
+    # core.explain's maps, both on the one scale of the two
+    for ours, (_, grad, _, _) in zip(e.images, found, strict=True):
         assert ours.dtype == np.uint8 and ours.shape == (224, 224, 3)
-        np.testing.assert_array_equal(ours, theirs)
+        np.testing.assert_array_equal(ours, render_map(grad, scale))
         assert blocks_of(ours).shape == (28, 28, 3)
     base, bn = e.numbers
-    for side, name, i in ((base, "baseline", 0), (bn, "batchnorm", 1)):
+    for side, name, (predicted, _, input_grad, hidden1) in zip(e.numbers, ("baseline", "batchnorm"), found):
         assert side == {"method": name, "title": METHODS[name].title, "available": True,
-                        "predicted": CLASSES[c.predicted[i]], "input_grad_mean_abs": c.input_grad[i],
-                        "hidden1_grad_mean_abs": c.hidden1_grad[i], "scale": list(c.scale), "error": None}
+                        "predicted": CLASSES[predicted], "input_grad_mean_abs": input_grad,
+                        "hidden1_grad_mean_abs": hidden1, "scale": list(scale), "error": None}
     # the vanished gradient: orders of magnitude apart, at the input and at hidden layer 1
     assert base["input_grad_mean_abs"] < 1e-4 * bn["input_grad_mean_abs"]
     assert base["hidden1_grad_mean_abs"] < 1e-4 * bn["hidden1_grad_mean_abs"]
@@ -58,11 +62,11 @@ def test_explain_baseline_vs_batchnorm_on_an_example(lab):
     brightness = [im.astype(float).mean() for im in e.images]
     assert brightness[0] < 0.5 * brightness[1]
     # its prediction is the top class /classify gives for the same upload
-    top_left, top_right, _ = lab.classify(str(SNEAKER), "baseline", "batchnorm")
+    top_left, top_right = top_classes(read(lab, str(SNEAKER), "baseline", "batchnorm"))
     assert bn["predicted"] == next(iter(top_right))
     # the colour bar: the shared scale with its ticks, RGB, wide
     assert e.colorbar.dtype == np.uint8 and e.colorbar.ndim == 3 and e.colorbar.shape[1] > 5 * e.colorbar.shape[0]
-    np.testing.assert_array_equal(e.colorbar, labelled_colorbar(c.scale))
+    np.testing.assert_array_equal(e.colorbar, labelled_colorbar(scale))
     # the words under the maps carry the same numbers
     assert e.cards[0].startswith(f"**{METHODS['baseline'].title}** predicts **{base['predicted']}**")
     for card, side in zip(e.cards, e.numbers, strict=True):
@@ -83,7 +87,7 @@ def test_labelled_colorbar_holds_the_bar():
 
 
 def test_explain_one_side_unavailable(lab):
-    e = lab.explain(str(SNEAKER), BROKEN, "baseline")
+    e = explain(read(lab, str(SNEAKER), BROKEN, "baseline"))
     broken = lab.entry(BROKEN)
     assert e.images[0] is None and e.images[1].shape == (224, 224, 3)
     assert e.numbers[0] == {"method": BROKEN, "title": METHODS[BROKEN].title, "available": False,
@@ -99,7 +103,7 @@ def test_explain_one_side_unavailable(lab):
     np.testing.assert_array_equal(e.images[1], render_map(grad, shared_scale(grad)))
     assert "Only one map: the colour scale spans its own values" in e.note  # so its colours are not its size
     # neither side available: no maps, no bar, and still no crash
-    none = lab.explain(str(SNEAKER), BROKEN, BROKEN)
+    none = explain(read(lab, str(SNEAKER), BROKEN, BROKEN))
     assert none.images == (None, None) and none.colorbar is None
     assert [n["available"] for n in none.numbers] == [False, False]
 
@@ -110,31 +114,63 @@ def test_one_preprocessing_and_clear_errors(lab, monkeypatch, tmp_path):
     def counted(image):
         calls.append(image)
         return preprocess(image)
-    monkeypatch.setattr(core.lab, "preprocess", counted)
-    lab.explain(str(SNEAKER), "baseline", "batchnorm")
-    assert len(calls) == 1
-    x, preview = lab.model_input(str(SNEAKER), "baseline", "batchnorm")  # what the page's event does, once
-    assert len(calls) == 2 and x.shape == (1, 784) and preview.shape == (28, 28)
-    assert lab.explain_input(x, "baseline", "batchnorm").numbers == lab.explain(str(SNEAKER), "baseline",
-                                                                               "batchnorm").numbers
-    # unknown names fail before any decoding; a non-image is an ImageError, as for classify
+    monkeypatch.setattr(ui.classify, "preprocess", counted)
+    r = read(lab, str(SNEAKER), "baseline", "batchnorm")  # what the page's event does, once, for all it shows
+    assert len(calls) == 1 and r.x.shape == (1, 784) and r.preview.shape == (28, 28)
+    assert explain(r).numbers == explain(read(lab, str(SNEAKER), "baseline", "batchnorm")).numbers
+    assert top_classes(r) == top_classes(read(lab, str(SNEAKER), "baseline", "batchnorm"))
+    assert len(calls) == 3
+    # unknown names fail before any decoding; no image and a non-image are ImageErrors, the visitor's messages
     with pytest.raises(ValueError, match="Unknown method 'nope'; choose one of: baseline"):
-        lab.explain(str(SNEAKER), "baseline", "nope")
+        read(lab, str(SNEAKER), "baseline", "nope")
+    with pytest.raises(ImageError, match="^Upload, paste or pick an image first$"):
+        read(lab, None, "baseline", "batchnorm")
     assert len(calls) == 3
     bad = tmp_path / "shirt.png"
     bad.write_text("this is not a png")
     with pytest.raises(ImageError, match="not an image"):
-        lab.explain(str(bad), "baseline", "batchnorm")
+        read(lab, str(bad), "baseline", "batchnorm")
 
 
 def test_explain_is_read_only_and_works_under_no_grad(lab):
     model = lab.entry("batchnorm").model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.no_grad():
-        e = lab.explain(str(EXAMPLES / "1_trouser.png"), "batchnorm", "custom_norm")
+        e = explain(read(lab, str(EXAMPLES / "1_trouser.png"), "batchnorm", "custom_norm"))
     assert not model.training and all(p.grad is None for p in model.parameters())
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(n["available"] for n in e.numbers)
+
+
+def test_classify_gives_top5_for_both_and_the_model_view(lab):
+    sneaker = to_images(lab.sample.x[int(torch.nonzero(lab.sample.y == 7)[0])])[0]  # a real one, as an array
+    left, right = top_classes(read(lab, sneaker, "baseline", "batchnorm"))
+    assert len(left) == 5 and len(right) == 5 and next(iter(right)) == "Sneaker"
+    assert list(left.values()) == sorted(left.values(), reverse=True) and 0.99 < sum(right.values()) <= 1.0001
+    seen = read(lab, sneaker, "baseline", "batchnorm").preview
+    assert seen.shape == (28, 28) and seen.dtype == np.uint8
+    big = enlarged(seen)
+    assert big.shape == (224, 224) and (big[::8, ::8] == seen).all() and (big[7::8, 7::8] == seen).all()
+    # a broken method gives no probabilities rather than failing the other side
+    broken, ok = top_classes(read(lab, sneaker, BROKEN, "baseline"))
+    assert broken == {} and len(ok) == 5
+
+
+def test_one_explanation_is_fast(lab):
+    """Both maps, rendered with their colour bar, on one torch thread as the app runs (app.py; VGL_TORCH_THREADS)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        r = read(lab, str(SNEAKER), "baseline", "batchnorm")
+        explain(r)  # warm-up
+        times = []
+        for _ in range(10):
+            start = time.perf_counter()
+            explain(r)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    assert np.median(times) < 0.1, times
 
 
 def test_note_says_what_the_map_means_for_each_normalisation():
@@ -202,7 +238,7 @@ def test_about_explains_every_diagnostic_with_committed_numbers():
 
 
 def test_about_quotes_the_example_sneaker_gradients(lab):
-    e = lab.explain(str(SNEAKER), "baseline", "batchnorm")
+    e = explain(read(lab, str(SNEAKER), "baseline", "batchnorm"))
     about = " ".join(pages.about().split())
     base, bn = (pages.power_of_ten(n["input_grad_mean_abs"]) for n in e.numbers)
     assert f"baseline's mean is {base} against BatchNorm's {bn}" in about

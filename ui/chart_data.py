@@ -1,6 +1,6 @@
-"""The data behind the Compare tab's browser chart (assets/charts.js): every recorded epoch's per-layer statistics
-and training curves of a method, built once from its metrics dict, and a pair's payload with the axes both
-methods share. JSON-ready dicts, no Gradio, no drawing.
+"""The data behind the browser chart of Compare and the Playground (assets/charts.js): every recorded epoch's
+per-layer statistics and training curves of a method, from its metrics dict, and a pair's payload with the axes
+both methods share. JSON-ready dicts, no Gradio, no drawing (its colours and axis words are ui.figures').
 
 A method's data holds, per statistic, one row per recorded epoch with one entry per layer (input to output): the
 value as recorded (a finite float), or, where there is none, the reason as core.history words it ("frozen",
@@ -14,8 +14,9 @@ import bisect
 import math
 from dataclasses import asdict, dataclass
 
-from . import history
-from .plots import CHANCE, KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
+from core import history
+
+from .figures import CHANCE, KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
 
 __all__ = ["CURVES", "DEFAULT_STAT", "NOT_RECORDED", "STATS", "Stat", "log_limits", "method_data", "pair_data",
            "reasons_like_history", "until"]
@@ -179,7 +180,7 @@ def _limits(stat: Stat, ranges: list[list[float] | None]) -> list[float] | None:
 
 
 def _loss_axis(sides: list[dict]) -> dict:
-    """The loss panel's axis: log when the pair's losses span more than 30x (as plots' curves figure)."""
+    """The loss panel's axis: log when the pair's losses span more than 30x (as the PNG curves' figure)."""
     losses = [v for side in sides for key in ("train_loss", "val_loss") for v in side["curves"].get(key, [])
               if v is not None and v > 0]
     if not losses:

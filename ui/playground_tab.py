@@ -1,0 +1,179 @@
+"""The Playground tab of the app: its settings widgets, the streamed training events (Train, Stop, a new
+reference) and their layout. UI wiring only: training is ui.playground's, the words ui.pages'.
+
+The training call itself (train) is defined here, at import: on ZeroGPU, spaces.GPU needs the decorated
+function to exist when the module is imported. Everything else a run shares lives in tab()'s closures: the
+app's Lab, the sessions' stop switches and the app's `idle` event.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import replace
+
+import anyio
+import gradio as gr
+import torch
+
+from . import pages, widgets
+from . import playground as pg
+from .compare import method_chart
+from .lab import Lab
+from .widgets import user_errors
+
+try:  # on a ZeroGPU Space, calls decorated with spaces.GPU get a GPU; the app runs without the package too
+    import spaces
+except ImportError:
+    spaces = None
+
+GPU_MARGIN = 30  # seconds of GPU asked for beyond the run's time limit: loading the data, the final test pass
+
+
+def _train(settings: pg.PlaygroundSettings, stop: pg.StopSwitch, time_limit: float):
+    """The run's epochs, on the GPU when there is one (on ZeroGPU: only inside this call), else the CPU."""
+    yield from pg.stream_training(settings, stop, time_limit, "cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _gpu_seconds(settings: pg.PlaygroundSettings, stop: pg.StopSwitch, time_limit: float) -> int:
+    """How long a run may hold a ZeroGPU GPU: its time limit (it never trains longer) and a margin."""
+    return int(time_limit) + GPU_MARGIN
+
+
+# The Playground's training, on the GPU when the Space has one: spaces.GPU is effect-free off ZeroGPU.
+train = spaces.GPU(duration=_gpu_seconds)(_train) if spaces is not None else _train
+
+
+def playground_controls() -> dict[str, gr.components.Component]:
+    """The settings widgets, each under the PlaygroundSettings field it sets; their defaults are the baseline."""
+    d, policy = pg.PlaygroundSettings(), pg.POLICY
+    slider = lambda name, step, label: widgets.RawSlider(policy[name].lo, policy[name].hi, value=getattr(d, name),
+                                                         step=step, label=label)
+    return {
+        "depth": slider("depth", 1, "Depth (hidden layers)"),
+        "width": slider("width", 8, "Width (units per layer)"),
+        "activation": gr.Radio(list(policy["activation"].options), value=d.activation, label="Activation"),
+        "init_std": widgets.RawNumber(d.init_std, label="Init std (weights ~ N(0, std); 0 < std ≤ "
+                                                        f"{policy['init_std'].hi:g})"),
+        "norm": gr.Radio(list(policy["norm"].options), value=d.norm, label="Normalization"),
+        "skips": gr.Checkbox(d.skips, label="Skip connections (1→3, 4→6, ...; depth ≥ 3)"),
+        "grad_norm": gr.Checkbox(d.grad_norm, label="Gradient normalization"),
+        "optimizer": gr.Radio(list(policy["optimizer"].options), value=d.optimizer, label="Optimizer"),
+        "lr": widgets.RawNumber(d.lr, label=f"Learning rate (0 < lr ≤ {policy['lr'].hi:g})"),
+        "epochs": slider("epochs", 1, "Epochs"),
+        "train_size": slider("train_size", 500, "Training images"),
+        "batch_size": gr.Dropdown([32, 64, 128, 256, 512, 1024, 2048], value=d.batch_size, label="Batch size"),
+    }
+
+
+def tab(lab: Lab, choices, idle: threading.Event) -> None:
+    """The Playground tab and its events. `lab`: the pre-trained methods a run is shown beside; `idle`: cleared
+    while a run trains (the app's start-up work waits for it between steps)."""
+    stops: dict[str, threading.Event] = {}  # session hash -> the stop switch of its running training
+
+    def reference_data(name: str) -> dict:
+        """The pre-trained method's side of the Playground chart (its Compare chart data, made once)."""
+        data = method_chart(lab, name)
+        return {**data, "problem_note": "unavailable: its checkpoint could not be loaded"} if data["problem"] else data
+
+    def status(update: pg.PlaygroundUpdate, reference: str) -> str:
+        entry = lab.entry(reference)
+        return pages.playground_status(update, entry.metrics, entry.method.title)
+
+    @user_errors
+    async def playground(request: gr.Request, reference: str, **controls):
+        """Train the visitor's network, yielding the chart's data (ui.playground.chart: the run so far beside the
+        reference, drawn in the browser) and the status after every epoch (and the run itself, for the Stop button
+        and a later change of reference). `controls` are the settings widgets' values by PlaygroundSettings field
+        name (the event's inputs_kwargs), never by position. An update is JSON built in a few milliseconds: no
+        figure is drawn on the server, so epochs follow each other with no pause in between.
+
+        An async generator so that a cancelled or abandoned run is noticed at once: each epoch runs in a worker
+        thread that the event loop stops waiting for (abandon_on_cancel), and the finally block flips the stop
+        switch train_epochs checks before every batch, so the thread ends within a batch and the concurrency
+        slot is free for the next visitor."""
+        settings = pg.settings_from_inputs(controls)
+        ref = reference_data(reference)
+        stop = pg.StopSwitch()
+        key = getattr(request, "session_hash", None) or str(id(stop))
+        stops[key] = stop
+        steps = train(settings, stop, pg.TIME_LIMIT)
+        idle.clear()
+        try:
+            while (update := await anyio.to_thread.run_sync(next, steps, None, abandon_on_cancel=True)) is not None:
+                yield pg.chart(update, ref), status(update, reference), (update, reference)
+        finally:
+            stop.set()  # finished, failed, cancelled or disconnected: the training thread stops within a batch
+            try:
+                steps.close()  # on ZeroGPU the switch cannot reach the worker: closing the stream stops it
+            except ValueError:  # the stream is busy in its abandoned worker thread: the switch ends it there
+                pass
+            idle.set()
+            if stops.get(key) is stop:
+                del stops[key]
+
+    def playground_ended(last):
+        """The status after a Train click that led to no run, or to one cut short (the train event failed: a
+        refused setting, whose message is a toast, or a cancelled run): what the page shows again, the text
+        before any run or the last run's final status. A run cut short keeps its own (stop_playground's, or the
+        last epoch's beside the error's toast)."""
+        if last is None:
+            return pages.PLAYGROUND_IDLE
+        return status(*last) if last[0].done else gr.skip()
+
+    async def stop_playground(last, request: gr.Request):
+        """The Stop button: flip the session's stop switch. The button also cancels the train event, which
+        drops a run still waiting in the queue and ends a running one before it can say so: the status saying
+        where it stopped comes from here, from the last epoch the page showed."""
+        stop = stops.get(getattr(request, "session_hash", None) or "")
+        if stop is not None:
+            stop.set()
+        if last is None or last[0].done:  # no run going (a run waiting in the queue is dropped)
+            return playground_ended(last)
+        update, reference = last
+        why = f"stopped at your request during epoch {update.epoch + 1}"
+        return status(replace(update, stopped=why, done=True), reference)
+
+    @user_errors
+    def redraw_playground(last, reference: str):
+        """A new reference: the last run redrawn beside it, or before any run the reference alone. (A run in
+        progress keeps its own.)"""
+        if last is not None and not last[0].done:
+            return gr.skip(), gr.skip()
+        if last is None:
+            return pg.chart(None, reference_data(reference)), gr.skip()
+        return pg.chart(last[0], reference_data(reference)), status(last[0], reference)
+
+    with gr.Tab("Playground"):
+        gr.Markdown(pages.PLAYGROUND_INTRO)
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                controls = playground_controls()
+                reference = gr.Dropdown(choices, value="baseline",
+                                        label="Reference: a pre-trained method shown beside yours")
+                with gr.Row():
+                    train_button = gr.Button("Train", variant="primary")
+                    stop_button = gr.Button("Stop", variant="stop")
+            with gr.Column(scale=2):
+                shown_status = gr.Markdown(pages.PLAYGROUND_IDLE, elem_id="playground-status")
+                # your run (left) beside the reference at the same epoch, as on Compare; before a run, the
+                # reference alone
+                chart = widgets.chart(pg.chart(None, reference_data("baseline")), "playground-chart",
+                                      "Your network vs the reference: per-layer diagnostics and training curves (data)")
+        last = gr.State(None)  # (last update, reference) of the session's run: for Stop and redraws
+    shown = [chart, shown_status]
+    # One Playground run at a time for everyone (its own concurrency group, so it never takes the other
+    # tabs' workers); later visitors wait in the queue and see their position on the chart. The settings
+    # reach playground() by name; an API caller sends them in the controls' order, then the reference.
+    # the status says at once that the click was taken (in the browser, with no request); the run's updates
+    # replace it, and if none comes (a refused setting, a run dropped from the queue) the text it replaced
+    # comes back
+    train_button.click(None, None, shown_status, js=f"() => {json.dumps(pages.PLAYGROUND_STARTING)}",
+                       api_visibility="private")
+    training = train_button.click(
+        playground, inputs_kwargs={**controls, "reference": reference}, outputs=[*shown, last], api_name="playground",
+        api_visibility="undocumented", concurrency_limit=1, concurrency_id="playground", show_progress_on=[chart])
+    training.failure(playground_ended, last, shown_status, api_visibility="private", concurrency_limit=None,
+                     concurrency_id="playground_stop")
+    stop_button.click(stop_playground, last, shown_status, api_name="playground_stop", api_visibility="undocumented",
+                      cancels=[training], concurrency_limit=None, concurrency_id="playground_stop")
+    reference.change(redraw_playground, [last, reference], shown, api_visibility="private", concurrency_limit=2)

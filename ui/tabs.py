@@ -1,0 +1,199 @@
+"""The page's method pickers and its Compare, Classify, Results and About tabs: each tab's components and its
+events together, the events' functions closures over the app's Lab (the Playground tab: ui.playground_tab).
+
+UI wiring only: what a tab shows is made by ui.compare, ui.classify and ui.figures, its words are ui.pages'.
+The docstrings of compare, classify and explain are what /compare, /classify and /explain (and their MCP
+tools) say about themselves.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from core.results import markdown_table
+
+from . import figures, pages, widgets
+from .classify import enlarged, read, top_classes
+from .classify import explain as gradient_maps
+from .compare import DEFAULT_PAIR, comparison
+from .lab import Lab
+from .widgets import UploadedImage, user_errors
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEPTH_STUDY = ("baseline_3", "baseline_5", "baseline")  # the Results tab's depth figure: the same net, deeper
+
+
+def warn_unavailable(lab: Lab, *names: str) -> None:
+    """A toast for each chosen method whose checkpoint could not be loaded (its outputs stay empty)."""
+    for name in names:
+        if lab.entry(name).error:
+            gr.Warning(f"{lab.entry(name).method.title}: {lab.entry(name).error}")
+
+
+def pickers(lab: Lab, choices) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The title, a line per unavailable checkpoint, and the two method pickers the tabs follow."""
+    gr.Markdown(pages.INTRO)
+    for problem in lab.problems():
+        gr.Markdown(f"⚠️ {problem}")
+    with gr.Row():
+        left = gr.Dropdown(choices, value=DEFAULT_PAIR[0], label="Left method", scale=1)
+        right = gr.Dropdown(choices, value=DEFAULT_PAIR[1], label="Right method", scale=1)
+    return left, right
+
+
+def _figure(elem_id: str, label: str, **more) -> gr.Image:
+    """A Compare figure: shown without its label (the figure has a title of its own), found by its elem_id."""
+    return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False, **more)
+
+
+def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
+    @user_errors
+    def compare(left: str, right: str):
+        """Compare two trained methods of the Vanishing Gradient Lab (a 7-layer sigmoid MLP on FashionMNIST and its
+        cures): their cards, figures and every recorded epoch's per-layer diagnostics, for a baseline and a cure.
+
+        Args:
+            left: the name of a trained method, e.g. "baseline".
+            right: the name of a second method, e.g. "batchnorm".
+
+        Returns:
+            Both method cards (markdown: description, recipe, test accuracy over seeds), the gradient-flow,
+            training-curve and weight-change figures (PNG), both prediction grids (PNG), the epoch range, and the
+            chart's data: per method and recorded epoch, each layer's gradient, error, update ratio, saturation,
+            activation spread and weight change.
+        """
+        c = comparison(lab, left, right)
+        warn_unavailable(lab, left, right)
+        return (*c.cards, c.gradient_flow, c.curves, c.weight_change, *c.predictions,
+                gr.Slider(maximum=c.max_epoch, value=c.max_epoch), c.chart)
+
+    with gr.Tab("Compare"):
+        with gr.Row():
+            cards = [gr.Markdown(), gr.Markdown()]
+        chart = widgets.chart(None, "diagnostics", "Per-layer diagnostics and training curves (data)")
+        with gr.Row():
+            # min_width: one grid per row on a phone, where two side by side would be too small to read
+            predictions = [_figure("preds-left", "Predictions (left)", min_width=360, buttons=["fullscreen"]),
+                           _figure("preds-right", "Predictions (right)", min_width=360, buttons=["fullscreen"])]
+        with gr.Accordion("The figures as images (PNG, to download)", open=False):
+            flow = _figure("flow", "Gradient flow: mean |grad| per layer, input → output (log scale)",
+                           buttons=["download"])
+            with gr.Row():
+                curves = _figure("curves", "Training curves", buttons=["download"])
+                weight_change = _figure("weight-change", "Relative weight change per layer", buttons=["download"])
+            # /compare's epoch range, kept for API callers; the page's epoch slider is the chart's own
+            epoch = gr.Slider(0, 100, value=100, step=1, label="Epochs recorded", visible=False)
+    gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch, chart],
+          api_name="compare", concurrency_limit=4)
+
+
+def classify_tab(lab: Lab, pair: list) -> None:
+    @user_errors
+    def classify(image, left: str, right: str):
+        """Classify a photo of a clothing item with two trained methods (FashionMNIST classes: T-shirt/top,
+        Trouser, Pullover, Dress, Coat, Sandal, Shirt, Sneaker, Bag, Ankle boot). The photo is turned into what the
+        models were trained on: grayscale, light item on black, cropped, 28x28.
+
+        Args:
+            image: the photo (PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF; at most 20 MB).
+            left: the name of a trained method, e.g. "baseline".
+            right: the name of a second method, e.g. "best".
+
+        Returns:
+            Each method's five most likely classes with their probabilities.
+        """
+        probabilities = top_classes(read(lab, image, left, right))
+        warn_unavailable(lab, left, right)
+        return probabilities
+
+    @user_errors
+    def explain(image, left: str, right: str):
+        """How much gradient reaches each pixel of a photo in two trained methods: the map |d logit of the
+        predicted class / d pixel| of each, on one shared logarithmic colour scale. A model whose gradient vanishes
+        (the sigmoid baseline) gets a map near black.
+
+        Args:
+            image: the photo (as for classify).
+            left: the name of a trained method, e.g. "baseline".
+            right: the name of a second method, e.g. "batchnorm".
+
+        Returns:
+            Both maps (PNG), the colour bar with its tick values, and per method its numbers: predicted class, mean
+            |gradient| reaching the input and hidden layer 1's pre-activation, the shared scale (or, for a method
+            whose checkpoint is unavailable, "available": false and why).
+        """
+        e = gradient_maps(read(lab, image, left, right))
+        warn_unavailable(lab, left, right)
+        return *e.images, e.colorbar, *e.numbers
+
+    @user_errors
+    def classify_and_view(image, left: str, right: str):
+        """What the page shows for an image: both top-5s, the enlarged model input and both gradient maps with
+        their scale, numbers and notes, from one reading (one event, so a bad upload gives one message, not one
+        per output)."""
+        if image is None:  # the image was cleared: clear what it showed
+            return {}, {}, None, None, None, None, None, None, "", "", ""
+        r = read(lab, image, left, right)
+        e = gradient_maps(r)
+        warn_unavailable(lab, left, right)
+        return *top_classes(r), enlarged(r.preview), *e.images, e.colorbar, *e.numbers, *e.cards, e.note
+
+    with gr.Tab("Classify"):
+        gr.Markdown(pages.CLASSIFY_HELP)
+        with gr.Row():
+            image = UploadedImage(label="Your image", type="filepath", sources=["upload", "clipboard"], height=320)
+            seen = gr.Image(label="What the models see (28x28)", type="numpy", interactive=False, height=320,
+                            image_mode="L", format="png")  # exact pixels (the default WebP is lossy)
+        examples = gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
+                               label="Examples: real FashionMNIST test images and photo-like versions")
+        run = gr.Button("Classify", variant="primary")
+        with gr.Row():
+            labels = [gr.Label(num_top_classes=5, label="Left method"),
+                      gr.Label(num_top_classes=5, label="Right method")]
+        gr.Markdown(pages.GRADIENT_HELP)
+        with gr.Row():
+            maps, cards = [], []
+            for side in ("Left", "Right"):
+                with gr.Column(min_width=150):  # side by side even on a phone: the point is to compare them
+                    # PNG, not the default WebP: lossy compression would blur the 28x28 squares and shift colours.
+                    # No label or buttons on the map: on a phone they would cover its top rows (the card under
+                    # it names the method).
+                    maps.append(gr.Image(label=f"{side} method: |∂ logit / ∂ pixel|", type="numpy", format="png",
+                                         interactive=False, show_label=False, buttons=[]))
+                    cards.append(gr.Markdown())
+        # the bar has its caption and tick values drawn in; 80 px high on a wide screen, its width on a phone
+        colorbar = gr.Image(label="Colour scale of both maps (logarithmic)", type="numpy", format="png",
+                            interactive=False, show_label=False, container=False, height=80, buttons=[])
+        note = gr.Markdown()
+        with gr.Accordion("The numbers as data (what the /explain endpoint returns)", open=False):
+            with gr.Row():
+                numbers = [gr.JSON(label="Left method"), gr.JSON(label="Right method")]
+    explained = [*maps, colorbar, *numbers]
+    shown = [*labels, seen, *explained, *cards, note]
+    # /classify and /explain for code; the Classify button runs both, the maps once the labels have answered
+    # (so a missing or bad image gives one message, not two).
+    run.click(classify, [image, *pair], labels, api_name="classify", concurrency_limit=8).success(
+        explain, [image, *pair], explained, api_name="explain", concurrency_limit=8)
+    gr.on([image.input, *(picker.change for picker in pair)], classify_and_view, [image, *pair], shown,
+          api_visibility="private", concurrency_limit=8)
+    examples.load_input_event.then(classify_and_view, [image, *pair], shown, api_visibility="private",
+                                   concurrency_limit=8)
+
+
+def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
+    @user_errors
+    def results(left: str, right: str):
+        return figures.image(figures.results_figure(lab.rows, left, right))
+
+    with gr.Tab("Results"):
+        gr.Markdown(markdown_table(lab.rows) if lab.rows else pages.NO_RESULTS)
+        plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
+        depth = figures.depth_figure([r for r in lab.rows if r["method"] in DEPTH_STUDY])
+        gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False)
+    gr.on(pair_changes, results, pair, plot, api_visibility="private", concurrency_limit=2)
+
+
+def about_tab() -> None:
+    with gr.Tab("About"):
+        gr.Markdown(pages.about())
