@@ -94,6 +94,15 @@ def _same_recipe(run: dict, main: dict, label: str) -> dict:
     return run
 
 
+def seed_runs(name: str, root: Path = ROOT) -> list[dict]:
+    """Every committed run of a method (metrics.json, then seeds/*.json), strictly: CheckpointError naming the
+    first damaged file (core.experiments' analyses read every seed)."""
+    runs, left_out = method_runs(name, root)
+    if left_out:
+        raise CheckpointError(left_out[0])
+    return runs
+
+
 # --------------------------------------------------------------------------------------- statistics
 
 def _betainc(a: float, b: float, x: float) -> float:

@@ -142,6 +142,7 @@ def test_card_says_what_every_committed_seed_reached():
     # several groups are listed as groups, one group gets its mean and 95% interval
     assert "in 4 groups (6 at 10.0%, 1 at 20.0%, 2 at 29.1% – 29.3%, 1 at 47.2%)" in compare.card(lab, "grad_norm")
     lo, hi = rows["relu"]["acc_ci"]
-    assert f"mean {rows['relu']['acc_mean']:.1%} (95% confidence interval {lo:.1%} – {hi:.1%})" in compare.card(lab, "relu")
+    relu = compare.card(lab, "relu")
+    assert f"mean {rows['relu']['acc_mean']:.1%} (95% confidence interval {lo:.1%} – {hi:.1%})" in relu
     assert "sits: weakest of 10." in compare.card(lab, "grad_norm_lr1e3")
     assert "Over " not in pages.card(lab.entry("grad_norm"))  # the checkpoint alone knows only its own seed
