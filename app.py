@@ -7,14 +7,25 @@ import os
 import threading
 from pathlib import Path
 
-import gradio as gr
-import torch
+from core import interrupts
 
-from core.checkpoint import ROOT
-from core.upload import MAX_BYTES
-from ui import compare, pages, playground_tab, tabs
-from ui import playground as pg
-from ui.lab import Lab
+# Ctrl-C or SIGTERM while the app starts (importing torch and gradio and loading the checkpoints take seconds) is
+# one line and exit 130/143, as in the CLI; once serving, Gradio's own handler closes the server.
+interrupts.install()
+try:
+    import gradio as gr
+    import torch
+    from starlette.middleware import Middleware
+
+    from core.checkpoint import ROOT, clean_orphans
+    from core.upload import MAX_BYTES
+    from ui import compare, guard, pages, playground_tab, tabs
+    from ui import playground as pg
+    from ui.lab import Lab
+except KeyboardInterrupt as stopped:
+    if __name__ == "__main__":
+        interrupts.ended_by_signal(stopped, starting=True)
+    raise
 
 # One intra-op thread per torch call, process-wide. The app serves several visitors at once on a small CPU, and
 # when torch calls together ask for more OpenMP threads than there are free cores, the threads wait on each other
@@ -22,23 +33,28 @@ from ui.lab import Lab
 torch.set_num_threads(int(os.environ.get("VGL_TORCH_THREADS", "1")))
 
 ASSETS = Path(__file__).resolve().parent / "assets"
+WARM_YIELD_S = 2.0  # seconds the Compare warm-up waits, per step, for a Playground run to end
+STATE_SESSIONS = 500  # sessions whose state Gradio keeps (launch's state_session_capacity)
 
 
 def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
     """The page for `lab`'s methods: the method pickers, then the five tabs. `idle` is cleared while a
     Playground run trains."""
     choices = lab.choices()
-    # delete_cache: every upload and streamed figure is copied into Gradio's cache; drop them after a day.
-    with gr.Blocks(title=pages.TITLE, delete_cache=(3600, 86400)) as demo:
-        pair = list(tabs.pickers(lab, choices))
+    # delete_cache: every upload and served file is copied into Gradio's cache; every 5 minutes, drop those older
+    # than 15 (a visitor's upload is read within seconds of arriving); ui.guard also caps the cache's size.
+    with gr.Blocks(title=pages.TITLE, delete_cache=(300, 900)) as demo:
+        row, *pair = tabs.pickers(lab, choices)
         pair_changes = [demo.load, *(picker.change for picker in pair)]
-        with gr.Tabs():
+        with gr.Tabs() as all_tabs:
             tabs.compare_tab(lab, pair, pair_changes)
             tabs.classify_tab(lab, pair)
             tabs.results_tab(lab, pair, pair_changes)
             playground_tab.tab(lab, choices, idle)
             tabs.about_tab()
-    # No single visitor can hold more than a few workers; the rest of the queue keeps moving.
+        tabs.pickers_follow(all_tabs, row)
+    # No single visitor can hold more than a few workers; the rest of the queue keeps moving. The Playground
+    # waits in a queue of its own (ui.playground.RunQueue), so its runs never fill this one.
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 
@@ -47,23 +63,40 @@ def launch(demo: gr.Blocks, lab: Lab, idle: threading.Event) -> None:
     # The pair every visitor's page opens with, composed before serving (~1-2 s), so that its answer is instant.
     # Then, off the serving thread: the Playground's data and torch's warm-up first (pg.warm, ~2 s), so that a
     # run started as soon as the page opens is as quick as the next ones; then every method's Compare layers
-    # (any pair is then instant too, ~15-30 s), held back while a Playground run trains: drawing them beside a
-    # run made it three times slower.
+    # (any pair is then instant too, ~15-30 s), each step held back while a Playground run trains: drawing them
+    # beside a run made it three times slower.
     compare.warm(lab, pairs=[compare.DEFAULT_PAIR])
-    threading.Thread(target=lambda: (pg.warm(), compare.warm(lab, pause=idle.wait)), daemon=True).start()
+    # The wait is bounded (WARM_YIELD_S per step): back-to-back runs must not hold the warm-up back for good.
+    threading.Thread(target=lambda: (pg.warm(), compare.warm(lab, pause=lambda: idle.wait(WARM_YIELD_S))),
+                     daemon=True).start()
+    guard.quiet_logs()
+    guard.keep_cache_small(Path(demo.GRADIO_CACHE))
     # mcp_server: every public endpoint is also an MCP tool for agents (/gradio_api/mcp/), described by its
-    # docstring
+    # docstring. state_session_capacity: Gradio keeps each session's state (a copy of the page's config, the
+    # Playground's last run) until this many newer sessions exist; 10,000 (its default) grew the server by
+    # ~0.6 GB under an API flood, 500 keeps that to ~0.1 GB, and a visitor's session is evicted only after
+    # 500 others have come since. The upload budget (ui.guard.UploadBudget) bounds how fast one address fills the
+    # disk; max_file_size how large one upload may be.
     demo.launch(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                 server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                 max_file_size=MAX_BYTES, show_error=True, head=f"<style>{(ASSETS / 'page.css').read_text()}</style>",
-                mcp_server=True)
+                mcp_server=True, state_session_capacity=STATE_SESSIONS,
+                app_kwargs={"middleware": [Middleware(guard.UploadBudget)]})
 
 
-# VGL_CHECKPOINTS points the app at another checkpoint folder (the tests use it for broken checkpoints).
-lab = Lab(Path(os.environ.get("VGL_CHECKPOINTS", ROOT)))
-idle = threading.Event()  # set while no Playground run trains
-idle.set()
-demo = build(lab, idle)
+try:
+    # VGL_CHECKPOINTS points the app at another checkpoint folder (the tests use it for broken checkpoints).
+    checkpoints = Path(os.environ.get("VGL_CHECKPOINTS", ROOT))
+    for line in clean_orphans(checkpoints):  # a save killed earlier: finish or undo it before anything loads
+        print(line)
+    lab = Lab(checkpoints)
+    idle = threading.Event()  # set while no Playground run trains
+    idle.set()
+    demo = build(lab, idle)
+except KeyboardInterrupt as stopped:
+    if __name__ == "__main__":
+        interrupts.ended_by_signal(stopped, starting=True)
+    raise
 
 if __name__ == "__main__":
     launch(demo, lab, idle)

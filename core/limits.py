@@ -26,7 +26,10 @@ MAX_STAGES = 64
 
 
 def shown(value) -> str:
-    """A refused value in a message: its repr, cut short."""
+    """A refused value in a message: its repr, cut short (a huge whole number by its length: its repr alone
+    could take seconds, or fail past Python's 4,300 digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a whole number of about {value.bit_length() * 0.30103:.0f} digits"
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -34,7 +37,10 @@ def shown(value) -> str:
 def _real(value, label: str) -> float:
     if value is None or isinstance(value, (bool, str, bytes)) or not isinstance(value, numbers.Real):
         raise ValueError(f"{label} must be a number, got {shown(value)}.")
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a whole number beyond a float's range
+        raise ValueError(f"{label} must be a finite number, got {shown(value)}.") from None
     if not math.isfinite(number):
         raise ValueError(f"{label} must be a finite number, got {number}.")
     return number

@@ -22,7 +22,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-MAX_BYTES = 20_000_000
+# A phone's photo of one clothing item is 1-6 MB as JPEG and under 10 MB as PNG; more only costs the server (the
+# app's max_file_size refuses a larger upload before it is stored).
+MAX_BYTES = 10_000_000
 MAX_PIXELS = 40_000_000
 WANTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF", "AVIF")
 # Conversions work on tiles of about this many pixels: a float64 tile is 2 MB, and at this size the per-tile

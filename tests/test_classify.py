@@ -121,7 +121,7 @@ def test_one_preprocessing_and_clear_errors(lab, monkeypatch, tmp_path):
     assert top_classes(r) == top_classes(read(lab, str(SNEAKER), "baseline", "batchnorm"))
     assert len(calls) == 3
     # unknown names fail before any decoding; no image and a non-image are ImageErrors, the visitor's messages
-    with pytest.raises(ValueError, match="Unknown method 'nope'; choose one of: baseline"):
+    with pytest.raises(ValueError, match="'nope' is not a method here; choose one of: baseline"):
         read(lab, str(SNEAKER), "baseline", "nope")
     with pytest.raises(ImageError, match="^Upload, paste or pick an image first$"):
         read(lab, None, "baseline", "batchnorm")

@@ -167,7 +167,7 @@ def test_a_pair_has_both_cards_every_figure_and_the_chart_once(lab):
     assert c.max_epoch == 100 and c.chart == chart_data.pair_data(compare.method_chart(lab, "baseline"),
                                                                  compare.method_chart(lab, "relu"))
     assert compare.comparison(lab, "baseline", "relu") is c  # composed once, then kept
-    with pytest.raises(ValueError, match="Unknown method 'nope'; choose one of: baseline"):
+    with pytest.raises(ValueError, match="'nope' is not a method here; choose one of: baseline"):
         compare.comparison(lab, "baseline", "nope")
 
 

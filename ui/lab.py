@@ -9,6 +9,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core import limits
 from core.checkpoint import ROOT, CheckpointError, load_checkpoint, rebuild_command
 from core.data import Split, load_sample
 from core.methods import METHODS, Method
@@ -61,9 +62,12 @@ class Lab:
         self.figure_dir = Path(tempfile.mkdtemp(prefix="vgl-figures-"))  # the PNG files the page is sent
         self._made = Once()
 
-    def entry(self, name: str) -> Entry:
-        if name not in self.entries:
-            raise ValueError(f"Unknown method {name!r}; choose one of: {', '.join(self.entries)}")
+    def entry(self, name: str, label: str = "method") -> Entry:
+        """The method `name`'s entry; a ValueError naming the control (`label`) and every choice for any other
+        value (a picker's value reaches the app unchecked: widgets.RawDropdown)."""
+        if not isinstance(name, str) or name not in self.entries:
+            raise ValueError(f"{label}: {limits.shown(name)} is not a method here; choose one of: "
+                             f"{', '.join(self.entries)}.")
         return self.entries[name]
 
     def row(self, name: str) -> dict | None:

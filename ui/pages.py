@@ -20,9 +20,8 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
 TITLE = "Vanishing Gradient Lab"
 
-INTRO = (f"# {TITLE}\nA 7-layer sigmoid MLP on FashionMNIST barely learns: its gradient fades on the way back to "
-         "the first layers. Pick a cure on the right and compare it with the baseline on the left: gradient flow "
-         "per layer, training curves, predictions, your own photo.")
+INTRO = (f"# {TITLE}\nA 7-layer sigmoid MLP barely learns: its gradient fades on the way back to the first layers. "
+         "Left: the baseline; right: a cure. Press ▶ Play to watch them train.")
 
 CLASSIFY_HELP = ("Upload or paste a photo of a clothing item (or pick an example). It is turned into what the "
                  "models were trained on: grayscale, light item on black, cropped, 28x28.")
@@ -33,15 +32,24 @@ much gradient reaches each layer, the loss and accuracy curves and the test accu
 pre-trained method of your choice at the same epoch. Defaults are the baseline: change one thing and watch
 what it does to the first layers' gradient.
 
-**One run at a time.** Training shares this small CPU with every visitor, so only one Playground run goes at
-once. If someone else's run is going when you press Train, yours waits in the queue: the chart shows
-your place in the queue and an estimated wait, and your run starts by itself when theirs ends (every run stops after
-at most {pg.TIME_LIMIT / 60:.0f} minutes). The other tabs keep working meanwhile. **Stop** ends your run
+**One run at a time, one per visitor.** Training shares this small CPU with every visitor, so one Playground
+run trains at once and at most {pg.MAX_WAITING} wait for it; each visitor may have one run training or waiting.
+If someone else's run is going when you press Train, yours waits: the status above the chart says how many runs
+are ahead and at most how long they may take, and your run starts by itself when theirs end. A run stops after
+{pg.TIME_LIMIT / 60:.0f} minutes, or after {pg.SHARED_LIMIT:.0f} s while another visitor is waiting (so the wait
+is at most {pg.SHARED_LIMIT:.0f} s per run ahead). The other tabs keep working meanwhile. **Stop** ends your run
 within a batch and keeps what it has drawn."""
 
 # The status from the Train click to the run's first epoch: a moment, or the wait for another visitor's run.
 PLAYGROUND_STARTING = ("Starting… If another visitor's run is going, yours waits for it and starts by itself when "
-                       "it ends: your place in the queue and the estimated wait show on the chart below.")
+                       "it ends: this line then says how many runs are ahead and how long they may take.")
+
+
+def playground_waiting(ahead: int, seconds: float) -> str:
+    """The status while a run waits for the Playground's slot (ui.playground.RunQueue.turn's figures)."""
+    runs = "1 run" if ahead == 1 else f"{ahead} runs"
+    return (f"**Busy: {runs} ahead of yours, about {seconds:.0f} s at most** (each stops after at most "
+            f"{pg.SHARED_LIMIT:.0f} s while someone waits). Yours starts by itself; Stop leaves the queue.")
 
 PLAYGROUND_IDLE = ("Press **Train** to start. The default run (10 epochs on 10,000 images) takes about three "
                    "seconds when the server is not busy.")

@@ -51,6 +51,8 @@ VAL_SIZE = 2_000  # validation images evaluated each epoch (of the 6,000 held ou
 TEST_PROBE = 2_000  # test images evaluated each epoch (all of them at the end of a completed run)
 SAMPLE_SPLIT = (600, 200, 200)  # train / val / test of the committed 1,000-image sample
 TIME_LIMIT = 180.0  # seconds; a run that takes longer stops, so one visitor cannot hold the slot for long
+SHARED_LIMIT = 60.0  # seconds; a run's limit while another visitor waits: the slot turns over within a minute
+MAX_WAITING = 4  # runs that may wait for the slot; a fifth is refused at once (the wait would pass 4 minutes)
 SKIP_BLOCK = 3  # skip connections join the first and last layer of each block of 3 hidden layers
 
 LABELS = {  # field -> what the page calls it, for the error messages
@@ -227,12 +229,93 @@ class PlaygroundUpdate:
 
 
 class StopSwitch(threading.Event):
-    """The Stop button's switch for one run. It pickles as a fresh, unset switch: on ZeroGPU the run trains in
-    a forked worker that receives its arguments pickled (an Event cannot be), and there Stop ends the run by
-    closing its stream, which makes the `spaces` package stop the worker."""
+    """The Stop button's switch for one run, and its time limit, which RunQueue shortens to SHARED_LIMIT when
+    another visitor starts waiting. It pickles as a fresh, unset switch: on ZeroGPU the run trains in a forked
+    worker that receives its arguments pickled (an Event cannot be), and there Stop ends the run by closing its
+    stream, which makes the `spaces` package stop the worker (the GPU's own duration bounds it there)."""
+
+    def __init__(self, limit: float = TIME_LIMIT):
+        super().__init__()
+        self.limit = limit
 
     def __reduce__(self):
-        return StopSwitch, ()
+        return StopSwitch, (self.limit,)
+
+
+class Refused(ValueError):
+    """A Train click the Playground's queue does not take: the message says why and what to do."""
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One visitor's place in RunQueue: waiting, then (once `started` is set) training."""
+    visitor: tuple[str, str]  # (session, client address)
+    stop: StopSwitch
+    started: float | None = None  # time.monotonic() when it got the slot
+
+
+class RunQueue:
+    """The Playground's own queue, apart from Gradio's (a full Playground never blocks Compare or Classify): one
+    run trains at a time, at most MAX_WAITING wait, and a visitor (a session or a client address) has at most
+    one run training or waiting. A run's time limit is TIME_LIMIT while nobody waits and SHARED_LIMIT once
+    someone does. Thread-safe: the app's event loop and its worker threads share it."""
+
+    def __init__(self, max_waiting: int = MAX_WAITING, time_limit: float = TIME_LIMIT,
+                 shared_limit: float = SHARED_LIMIT, clock=time.monotonic):
+        self.max_waiting, self.time_limit, self.shared_limit, self.clock = max_waiting, time_limit, shared_limit, clock
+        self._lock = threading.Lock()
+        self._tickets: list[Ticket] = []  # the running one (if any) first, then the waiting ones in order
+
+    def join(self, visitor: tuple[str, str]) -> Ticket:
+        """A place for `visitor`, or Refused: it already has one, or MAX_WAITING runs wait already."""
+        with self._lock:
+            if any(set(visitor) & set(t.visitor) for t in self._tickets):
+                raise Refused("Playground: you already have a run training or waiting (from this page or this "
+                              "address). Press Stop to end it, or wait until it finishes.")
+            waiting = sum(t.started is None for t in self._tickets)
+            if waiting >= self.max_waiting:
+                raise Refused(f"Playground busy: {waiting} runs are waiting already (the most allowed), about "
+                              f"{self._wait(len(self._tickets)):.0f} s of training ahead. Try again in a minute.")
+            ticket = Ticket(visitor, StopSwitch(self.time_limit))
+            self._tickets.append(ticket)
+            self._share()
+            return ticket
+
+    def turn(self, ticket: Ticket) -> tuple[int, float]:
+        """(runs ahead of `ticket`, at most how many seconds until its turn); (0, 0) once it has the slot,
+        which it takes here when it is first in line."""
+        with self._lock:
+            i = self._tickets.index(ticket)
+            if i == 0 and ticket.started is None:
+                ticket.started = self.clock()
+                self._share()
+            return i, self._wait(i)
+
+    def leave(self, ticket: Ticket) -> None:
+        """`ticket` has ended (finished, stopped, refused or disconnected): the next in line may start."""
+        with self._lock:
+            if ticket in self._tickets:
+                self._tickets.remove(ticket)
+            self._share()
+
+    def _share(self) -> None:
+        """Shorten the running run's limit while someone waits (never lengthen it back: a visitor is told the
+        limit their run started with or a shorter one, not a longer one)."""
+        running = self._tickets[0] if self._tickets and self._tickets[0].started is not None else None
+        if running is not None and len(self._tickets) > 1:
+            running.stop.limit = min(running.stop.limit, self.shared_limit)
+
+    def _wait(self, i: int) -> float:
+        """At most how long the runs before position `i` hold the slot: the running one's time left, and each
+        waiting one's limit (SHARED_LIMIT: someone, the visitor at `i`, waits behind it)."""
+        ahead = self._tickets[:i]
+        left = 0.0
+        for t in ahead:
+            if t.started is not None:
+                left += max(0.0, t.stop.limit - (self.clock() - t.started))
+            else:
+                left += self.shared_limit
+        return left
 
 
 def stream_training(settings: PlaygroundSettings, stop: threading.Event | None = None,
@@ -247,7 +330,9 @@ def stream_training(settings: PlaygroundSettings, stop: threading.Event | None =
     """
     start = time.monotonic()
     stop = stop or threading.Event()
-    timed_out = lambda: time.monotonic() - start > time_limit  # noqa: E731
+    # the switch's own limit (RunQueue shortens it when someone waits) or `time_limit`, whichever is shorter
+    limit = lambda: min(time_limit, getattr(stop, "limit", time_limit))  # noqa: E731
+    timed_out = lambda: time.monotonic() - start > limit()  # noqa: E731
     method = to_method(settings)
     data, note = playground_data(settings.train_size, settings.seed)
     data = on_device(data, device)
@@ -270,8 +355,9 @@ def stream_training(settings: PlaygroundSettings, stop: threading.Event | None =
             return
     if last is not None and not last.done:  # train_epochs returned early: the stop switch or the clock
         why = (f"stopped at your request during epoch {last.epoch + 1}" if stop.is_set() else
-               f"stopped by the {time_limit:.0f} s time limit during epoch {last.epoch + 1} (it keeps the "
-               "training slot free for other visitors; try fewer images, epochs or units)")
+               f"stopped by the {limit():.0f} s time limit during epoch {last.epoch + 1} (it keeps the "
+               "training slot turning over for other visitors" + (", who were waiting" if limit() < time_limit
+                                                                   else "") + "; try fewer images, epochs or units)")
         yield replace(last, seconds=time.monotonic() - start, stopped=why, done=True)
 
 

@@ -27,6 +27,18 @@ except ImportError:
     spaces = None
 
 GPU_MARGIN = 30  # seconds of GPU asked for beyond the run's time limit: loading the data, the final test pass
+WAIT_POLL = 0.5  # seconds between looks at the Playground's queue while a run waits for the slot
+
+
+def visitor(request: gr.Request | None) -> tuple[str, ...]:
+    """Who clicked Train, as the Playground's queue counts visitors: the page's session and the client's
+    address (the first X-Forwarded-For hop behind the Space's proxy). A forged header can only make one
+    client look like several, which the queue's MAX_WAITING still bounds."""
+    session = getattr(request, "session_hash", None)
+    headers = getattr(request, "headers", None) or {}
+    forwarded = (headers.get("x-forwarded-for") or "").split(",")[0].strip()
+    host = forwarded or getattr(getattr(request, "client", None), "host", None)
+    return tuple(k for k in (f"session:{session}" if session else None, f"address:{host}" if host else None) if k)
 
 
 def _train(settings: pg.PlaygroundSettings, stop: pg.StopSwitch, time_limit: float):
@@ -51,17 +63,17 @@ def playground_controls() -> dict[str, gr.components.Component]:
     return {
         "depth": slider("depth", 1, "Depth (hidden layers)"),
         "width": slider("width", 8, "Width (units per layer)"),
-        "activation": gr.Radio(list(policy["activation"].options), value=d.activation, label="Activation"),
+        "activation": widgets.RawRadio(list(policy["activation"].options), value=d.activation, label="Activation"),
         "init_std": widgets.RawNumber(d.init_std, label="Init std (weights ~ N(0, std); 0 < std ≤ "
                                                         f"{policy['init_std'].hi:g})"),
-        "norm": gr.Radio(list(policy["norm"].options), value=d.norm, label="Normalization"),
+        "norm": widgets.RawRadio(list(policy["norm"].options), value=d.norm, label="Normalization"),
         "skips": gr.Checkbox(d.skips, label="Skip connections (1→3, 4→6, ...; depth ≥ 3)"),
         "grad_norm": gr.Checkbox(d.grad_norm, label="Gradient normalization"),
-        "optimizer": gr.Radio(list(policy["optimizer"].options), value=d.optimizer, label="Optimizer"),
+        "optimizer": widgets.RawRadio(list(policy["optimizer"].options), value=d.optimizer, label="Optimizer"),
         "lr": widgets.RawNumber(d.lr, label=f"Learning rate (0 < lr ≤ {policy['lr'].hi:g})"),
         "epochs": slider("epochs", 1, "Epochs"),
         "train_size": slider("train_size", 500, "Training images"),
-        "batch_size": gr.Dropdown([32, 64, 128, 256, 512, 1024, 2048], value=d.batch_size, label="Batch size"),
+        "batch_size": widgets.RawDropdown([32, 64, 128, 256, 512, 1024, 2048], value=d.batch_size, label="Batch size"),
     }
 
 
@@ -69,6 +81,7 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
     """The Playground tab and its events. `lab`: the pre-trained methods a run is shown beside; `idle`: cleared
     while a run trains (the app's start-up work waits for it between steps)."""
     stops: dict[str, threading.Event] = {}  # session hash -> the stop switch of its running training
+    runs = pg.RunQueue()  # the Playground's own queue: one training, a few waiting, one per visitor
 
     def reference_data(name: str) -> dict:
         """The pre-trained method's side of the Playground chart (its Compare chart data, made once)."""
@@ -92,21 +105,34 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
         switch train_epochs checks before every batch, so the thread ends within a batch and the concurrency
         slot is free for the next visitor."""
         settings = pg.settings_from_inputs(controls)
+        lab.entry(reference, "Reference")
         ref = reference_data(reference)
-        stop = pg.StopSwitch()
-        key = getattr(request, "session_hash", None) or str(id(stop))
+        ticket = runs.join(visitor(request))  # one run per visitor; a refusal is a message, at once
+        key = getattr(request, "session_hash", None) or str(id(ticket))
+        stop = ticket.stop
         stops[key] = stop
-        steps = train(settings, stop, pg.TIME_LIMIT)
-        idle.clear()
+        steps = None
         try:
+            said = None
+            while (place := runs.turn(ticket))[0] > 0 and not stop.is_set():  # waiting: say where, how long at most
+                if (words := pages.playground_waiting(*place)) != said:
+                    said = words
+                    yield gr.skip(), words, gr.skip()
+                await anyio.sleep(WAIT_POLL)
+            if stop.is_set():
+                return
+            idle.clear()
+            steps = train(settings, stop, stop.limit)  # the ZeroGPU duration follows the limit it starts with
             while (update := await anyio.to_thread.run_sync(next, steps, None, abandon_on_cancel=True)) is not None:
                 yield pg.chart(update, ref), status(update, reference), (update, reference)
         finally:
             stop.set()  # finished, failed, cancelled or disconnected: the training thread stops within a batch
             try:
-                steps.close()  # on ZeroGPU the switch cannot reach the worker: closing the stream stops it
+                if steps is not None:
+                    steps.close()  # on ZeroGPU the switch cannot reach the worker: closing the stream stops it
             except ValueError:  # the stream is busy in its abandoned worker thread: the switch ends it there
                 pass
+            runs.leave(ticket)
             idle.set()
             if stops.get(key) is stop:
                 del stops[key]
@@ -148,7 +174,7 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
                 controls = playground_controls()
-                reference = gr.Dropdown(choices, value="baseline",
+                reference = widgets.RawDropdown(choices, value="baseline",
                                         label="Reference: a pre-trained method shown beside yours")
                 with gr.Row():
                     train_button = gr.Button("Train", variant="primary")
@@ -161,9 +187,11 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
                                       "Your network vs the reference: per-layer diagnostics and training curves (data)")
         last = gr.State(None)  # (last update, reference) of the session's run: for Stop and redraws
     shown = [chart, shown_status]
-    # One Playground run at a time for everyone (its own concurrency group, so it never takes the other
-    # tabs' workers); later visitors wait in the queue and see their position on the chart. The settings
-    # reach playground() by name; an API caller sends them in the controls' order, then the reference.
+    # One Playground run at a time for everyone, but in the Playground's own queue (pg.RunQueue), not Gradio's:
+    # every Train click reaches playground() at once (no concurrency limit: a waiting run is an async sleep, no
+    # worker), which refuses a visitor's second run or a sixth waiting one with a message, so a flood of clicks
+    # never fills Gradio's queue, which Compare and Classify share. The settings reach playground() by name; an
+    # API caller sends them in the controls' order, then the reference.
     # the status says at once that the click was taken (in the browser, with no request); the run's updates
     # replace it, and if none comes (a refused setting, a run dropped from the queue) the text it replaced
     # comes back
@@ -171,7 +199,7 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
                        api_visibility="private")
     training = train_button.click(
         playground, inputs_kwargs={**controls, "reference": reference}, outputs=[*shown, last], api_name="playground",
-        api_visibility="undocumented", concurrency_limit=1, concurrency_id="playground", show_progress_on=[chart])
+        api_visibility="undocumented", concurrency_limit=None, concurrency_id="playground", show_progress_on=[chart])
     training.failure(playground_ended, last, shown_status, api_visibility="private", concurrency_limit=None,
                      concurrency_id="playground_stop")
     stop_button.click(stop_playground, last, shown_status, api_name="playground_stop", api_visibility="undocumented",

@@ -7,6 +7,7 @@ tools) say about themselves.
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import gradio as gr
@@ -24,6 +25,13 @@ ASSETS = Path(__file__).resolve().parent.parent / "assets"
 DEPTH_STUDY = ("baseline_3", "baseline_5", "baseline")  # the Results tab's depth figure: the same net, deeper
 
 
+def chosen(lab: Lab, left, right) -> None:
+    """Both pickers' values are methods here, or a ValueError naming the picker (their values arrive unchecked:
+    widgets.RawDropdown)."""
+    lab.entry(left, "Left method")
+    lab.entry(right, "Right method")
+
+
 def warn_unavailable(lab: Lab, *names: str) -> None:
     """A toast for each chosen method whose checkpoint could not be loaded (its outputs stay empty)."""
     for name in names:
@@ -31,15 +39,25 @@ def warn_unavailable(lab: Lab, *names: str) -> None:
             gr.Warning(f"{lab.entry(name).method.title}: {lab.entry(name).error}")
 
 
-def pickers(lab: Lab, choices) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """The title, a line per unavailable checkpoint, and the two method pickers the tabs follow."""
-    gr.Markdown(pages.INTRO)
+PAIR_TABS = ("Compare", "Classify", "Results")  # the tabs that show the pickers' pair
+
+
+def pickers(lab: Lab, choices) -> tuple[gr.Row, gr.Dropdown, gr.Dropdown]:
+    """The title, a line per unavailable checkpoint, and the row of the two method pickers the tabs follow."""
+    gr.Markdown(pages.INTRO, elem_id="intro")
     for problem in lab.problems():
         gr.Markdown(f"⚠️ {problem}")
-    with gr.Row():
-        left = gr.Dropdown(choices, value=DEFAULT_PAIR[0], label="Left method", scale=1)
-        right = gr.Dropdown(choices, value=DEFAULT_PAIR[1], label="Right method", scale=1)
-    return left, right
+    with gr.Row(elem_id="pickers", equal_height=True) as row:
+        left = widgets.RawDropdown(choices, value=DEFAULT_PAIR[0], label="Left method", scale=1, min_width=120)
+        right = widgets.RawDropdown(choices, value=DEFAULT_PAIR[1], label="Right method", scale=1, min_width=120)
+    return row, left, right
+
+
+def pickers_follow(tabs: gr.Tabs, row: gr.Row) -> None:
+    """The pickers show only on the tabs where they act (PAIR_TABS): on Playground and About they did nothing."""
+    def shown(evt: gr.SelectData):
+        return gr.Row(visible=evt.value in PAIR_TABS)
+    tabs.select(shown, None, row, api_visibility="private", queue=False, show_progress="hidden")
 
 
 def _figure(elem_id: str, label: str, **more) -> gr.Image:
@@ -63,15 +81,17 @@ def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
             chart's data: per method and recorded epoch, each layer's gradient, error, update ratio, saturation,
             activation spread and weight change.
         """
+        chosen(lab, left, right)
         c = comparison(lab, left, right)
         warn_unavailable(lab, left, right)
         return (*c.cards, c.gradient_flow, c.curves, c.weight_change, *c.predictions,
                 gr.Slider(maximum=c.max_epoch, value=c.max_epoch), c.chart)
 
     with gr.Tab("Compare"):
-        with gr.Row():
-            cards = [gr.Markdown(), gr.Markdown()]
+        # the chart first: the first screen shows both methods' gradient flow; what each method is comes under it
         chart = widgets.chart(None, "diagnostics", "Per-layer diagnostics and training curves (data)")
+        with gr.Row():
+            cards = [gr.Markdown(elem_classes="card"), gr.Markdown(elem_classes="card")]
         with gr.Row():
             # min_width: one grid per row on a phone, where two side by side would be too small to read
             predictions = [_figure("preds-left", "Predictions (left)", min_width=360, buttons=["fullscreen"]),
@@ -96,13 +116,14 @@ def classify_tab(lab: Lab, pair: list) -> None:
         models were trained on: grayscale, light item on black, cropped, 28x28.
 
         Args:
-            image: the photo (PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF; at most 20 MB).
+            image: the photo (PNG, JPEG, WebP, GIF, BMP, TIFF or AVIF; at most 10 MB).
             left: the name of a trained method, e.g. "baseline".
             right: the name of a second method, e.g. "best".
 
         Returns:
             Each method's five most likely classes with their probabilities.
         """
+        chosen(lab, left, right)
         probabilities = top_classes(read(lab, image, left, right))
         warn_unavailable(lab, left, right)
         return probabilities
@@ -123,6 +144,7 @@ def classify_tab(lab: Lab, pair: list) -> None:
             |gradient| reaching the input and hidden layer 1's pre-activation, the shared scale (or, for a method
             whose checkpoint is unavailable, "available": false and why).
         """
+        chosen(lab, left, right)
         e = gradient_maps(read(lab, image, left, right))
         warn_unavailable(lab, left, right)
         return *e.images, e.colorbar, *e.numbers
@@ -132,6 +154,7 @@ def classify_tab(lab: Lab, pair: list) -> None:
         """What the page shows for an image: both top-5s, the enlarged model input and both gradient maps with
         their scale, numbers and notes, from one reading (one event, so a bad upload gives one message, not one
         per output)."""
+        chosen(lab, left, right)
         if image is None:  # the image was cleared: clear what it showed
             return {}, {}, None, None, None, None, None, None, "", "", ""
         r = read(lab, image, left, right)
@@ -182,9 +205,16 @@ def classify_tab(lab: Lab, pair: list) -> None:
 
 
 def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
+    # Drawn once per pair: the event is the page's own (private), but a script can still send it, and a redraw
+    # costs ~0.3 s of matplotlib. At most 16 x 16 pairs exist; 32 are kept.
+    @functools.lru_cache(maxsize=32)
+    def drawn(left: str, right: str):
+        return figures.image(figures.results_figure(lab.rows, left, right))
+
     @user_errors
     def results(left: str, right: str):
-        return figures.image(figures.results_figure(lab.rows, left, right))
+        chosen(lab, left, right)
+        return drawn(left, right)
 
     with gr.Tab("Results"):
         gr.Markdown(markdown_table(lab.rows) if lab.rows else pages.NO_RESULTS)

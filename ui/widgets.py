@@ -47,6 +47,23 @@ class RawNumber(gr.Number):
         return payload
 
 
+class RawRadio(gr.Radio):
+    """gr.Radio, value passed as sent: gr.Radio answers an unknown value with "is not in the list of choices",
+    naming no control; the app's own check names it and its choices."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
+class RawDropdown(gr.Dropdown):
+    """gr.Dropdown, value passed as sent, for the same reason as RawRadio."""
+    is_template = True
+
+    def preprocess(self, payload):
+        return payload
+
+
 def user_errors(fn):
     """Bad input becomes one clear message on the page (gr.Error), never a traceback. Generators (sync or
     async) raise while they are iterated, not when called, so they get a wrapper of their own kind: Gradio
