@@ -102,7 +102,11 @@ function drawPanel(side) {
   // init bars beside the epoch's, unless the epoch is init, the statistic has none (update ratio), or says
   // nothing there (weight change: 0 at init)
   const withInit = !!now && row > 0 && s.init && init.some(isNum);
-  if (now && s.log && (s.key === "grad_mean_abs" || s.key === "error_mean_abs")) {
+  if (now && s.key === "update_ratio" && d.schedule === "cosine") {
+    // a cosine schedule takes the step size to 0 by the last epoch: a tiny ratio then is the schedule, not a
+    // layer that cannot learn
+    sub = "cosine schedule: the learning rate falls to 0 by the last epoch, and the ratio with it";
+  } else if (now && s.log && (s.key === "grad_mean_abs" || s.key === "error_mean_abs")) {
     const ratio = r => (isNum(r[0]) && isNum(r[r.length - 1]) && r[r.length - 1] !== 0 ? r[0] / r[r.length - 1] : null);
     const rNow = ratio(now), rInit = ratio(init);
     sub = `${esc(d.layers[0])} / ${esc(d.layers[d.layers.length - 1])}: <b>${rNow === null ? "n/a" : short(rNow)}</b>` +
@@ -139,12 +143,21 @@ function drawPanel(side) {
           if (notes[b] !== null) {
             if (one && b > 0) return;
             const nx = one ? cx : x + bw / 2;
-            svg += `<text class="vgl-note" ${NS_TIP}="${esc(t)}" transform="translate(${nx},${bottom - 4}) rotate(-90)" dy="0.35em">${esc(notes[b])}</text>`;
+            // an init bar's words are about epoch 0 ("not trained yet"), not about the epoch shown
+            const words = withInit && b === 0 && !one ? `init: ${notes[b]}` : notes[b];
+            svg += `<text class="vgl-note" ${NS_TIP}="${esc(t)}" transform="translate(${nx},${bottom - 4}) rotate(-90)" dy="0.35em">${esc(words)}</text>`;
             return;
           }
           const top = y(v);
           svg += `<rect class="vgl-bar" ${NS_TIP}="${esc(t)}" x="${x}" y="${Math.min(top, base)}" width="${bw}" ` +
             `height="${Math.max(1, Math.abs(base - top))}" fill="${color}" stroke="${full}"><title>${esc(t)}</title></rect>`;
+          // a theory statistic: core.theory's prediction for the same layer and epoch, a diamond on the bar
+          const p = values.predicted ? values.predicted[b === bars.length - 1 ? row : 0][i] : null;
+          if (isNum(p) && p > 0) {
+            const px = x + bw / 2, py = y(p), tp = `${name}, ${when}: theory ${short(p)}, measured ${short(v)}`;
+            svg += `<path class="vgl-theory" ${NS_TIP}="${esc(tp)}" d="M${px},${py - 6}L${px + 6},${py}L${px},${py + 6}` +
+              `L${px - 6},${py}Z"><title>${esc(tp)}</title></path>`;
+          }
         });
       });
     }
@@ -165,16 +178,48 @@ function drawPanel(side) {
     <p class="vgl-sub"><span class="vgl-when">${esc(label)}</span>${sub ? " · " + sub : ""}</p>
     <svg class="vgl-bars" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img"
          aria-label="${esc(aria)}">${svg}</svg>
+    ${verdict(d, values, row, note, withInit)}
     ${table(d, s, values, row, withInit, note)}`;
+  return withInit;
+}
+
+// draw both panels; the key's "lighter: at init" only when a panel drew init bars
+function drawPanels() {
+  const inits = SIDES.map(drawPanel);
+  root.querySelector(".vgl-key").classList.toggle("vgl-no-init", !inits.some(Boolean));
+}
+
+// under a theory statistic: where theory and measurement disagree at the epoch shown (and at init, when its bars
+// are drawn too), with core.theory's reason
+function verdict(d, values, row, note, withInit) {
+  if (note || !values || !values.notes) return "";
+  const lines = [], rows = withInit ? [[0, "At init"], [row, `At ${d.labels[row]}`]] : [[row, `At ${d.labels[row]}`]];
+  for (const [r, when] of rows) {
+    const off = {};
+    values.notes[r].forEach((k, i) => { if (k >= 0) (off[k] = off[k] || []).push(d.layers[i]); });
+    const keys = Object.keys(off);
+    if (!keys.length) {
+      lines.push(`<p class="vgl-verdict">${esc(when)}: ${values.predicted[r].some(isNum) ?
+        "theory and measurement agree within 2× at every layer." : "nothing to compare."}</p>`);
+    }
+    for (const k of keys) {
+      lines.push(`<p class="vgl-verdict vgl-disagree">${esc(when)}: <b>theory and measurement disagree</b> (more ` +
+        `than 2×) at ${esc(off[k].join(", "))}: ${esc(values.reasons[k])}.</p>`);
+    }
+  }
+  return lines.join("");
 }
 
 function table(d, s, values, row, withInit, note) {
   if (note) return `<p class="vgl-table-note">${esc(s.name)}: ${esc(note)}</p>`;
   const cell = v => (isNum(v) ? `<td class="vgl-num">${exact(v)}</td>` : `<td class="vgl-why">${esc(v)}</td>`);
+  const theory = !!values.predicted;
   const head = `<tr><th scope="col">layer</th>${withInit ? `<th scope="col">init</th>` : ""}` +
-    `<th scope="col">${esc(d.labels[row])}</th></tr>`;
+    `<th scope="col">${esc(d.labels[row])}</th>${theory ? `<th scope="col">theory</th>` : ""}</tr>`;
+  const guess = i => (isNum(values.predicted[row][i]) ? `<td class="vgl-num">${short(values.predicted[row][i])}</td>` :
+    `<td class="vgl-why">–</td>`);
   const body = d.layers.map((name, i) => `<tr data-layer="${esc(name)}"><th scope="row">${esc(name)}</th>` +
-    `${withInit ? cell(values.values[0][i]) : ""}${cell(values.values[row][i])}</tr>`).join("");
+    `${withInit ? cell(values.values[0][i]) : ""}${cell(values.values[row][i])}${theory ? guess(i) : ""}</tr>`).join("");
   return `<table class="vgl-values" data-side="${esc(d.name)}"><caption>${esc(s.name)}, exact values</caption>` +
     `<thead>${head}</thead><tbody>${body}</tbody></table>`;
 }
@@ -256,13 +301,12 @@ function drawControls() {
     `<button type="button" data-key="${x.key}" aria-pressed="${x.key === s.key}">${esc(x.name)}</button>`).join("");
   root.querySelector(".vgl-about").textContent = s.about;
   root.querySelector(".vgl-axis").textContent = `· axis: ${s.axis}${s.log ? ", log scale" : ""}, the same for both`;
-  root.querySelector(".vgl-key").classList.toggle("vgl-no-init", !s.init);
 }
 
 function drawEpoch() {
   slider.value = st.epoch;
   $(".vgl-epoch-label").textContent = `epoch ${st.epoch} / ${st.data.max_epoch}`;
-  SIDES.forEach(drawPanel);
+  drawPanels();
   drawMarkers();
 }
 
@@ -314,7 +358,7 @@ root.querySelector(".vgl-stats").addEventListener("click", ev => {
   if (!b || !st.data) return;
   st.key = b.dataset.key;
   drawControls();
-  SIDES.forEach(drawPanel);
+  drawPanels();
 });
 
 // drag on a training curve to choose the epoch

@@ -88,7 +88,9 @@ def test_an_untrained_or_broken_method_has_no_rows_and_says_why():
     assert broken["problem"] == "weights are not safetensors" and broken["epochs"] == [] and broken["stats"] == {}
     pair = chart_data.pair_data(broken, chart_data.method_data("baseline", "Baseline", make_metrics(epochs=5)))
     assert pair["max_epoch"] == pair["epoch"] == 5
-    assert all(s["limits"] for s in pair["stats"] if s["key"] not in ("error_mean_abs", "activation_std"))
+    # (all but the statistics this synthetic record never had)
+    unrecorded = ("error_mean_abs", "activation_std", "signal_std", "gain_backward", "gain_forward")
+    assert all(s["limits"] for s in pair["stats"] if s["key"] not in unrecorded)
 
 
 def test_curves_are_the_recorded_series_with_nan_as_null():
@@ -103,7 +105,8 @@ def test_curves_are_the_recorded_series_with_nan_as_null():
 
 # ------------------------------------------------------------------------------------------------ a pair
 
-LOG = {"grad_mean_abs", "error_mean_abs", "update_ratio", "rel_weight_change"}  # the statistics spanning decades
+LOG = {"grad_mean_abs", "error_mean_abs", "update_ratio", "rel_weight_change", "signal_std", "gain_backward",
+       "gain_forward"}  # the statistics spanning decades
 
 
 def _numbers(data: dict, key: str) -> list[float]:
@@ -234,8 +237,60 @@ def test_compare_returns_chart_data_for_a_never_seen_pair(server, app_checkpoint
         data = chart[side]
         assert data["title"] and data["epochs"] == [r["epoch"] for r in m["history"]]
         for key in chart_data.STATS:
+            if key in chart_data.THEORY:  # computed from the record (test_theory_rows_are_core_theorys_gains...)
+                assert data["stats"][key] == chart_data.theory_rows(m, key)
+                continue
             if not any(key in layer for r in m["history"] for layer in r["layers"]):
                 assert data["stats"][key] == {"missing": "not recorded"}  # said once, for the whole statistic
                 continue
             for epoch in (0, 37, 100):
                 assert stat_values(data, key, epoch) == expected(m, key, epoch), (key, epoch)
+
+
+# ------------------------------------------------------------------------------------------ theory, thinning
+
+@pytest.mark.parametrize("name", ["baseline", "batchnorm", "relu", "layerwise"])
+def test_theory_rows_are_core_theorys_gains_layer_by_layer(name):
+    """The chart's "Why" statistics are core.theory's numbers (to 4 digits), its verdicts and its reasons, per
+    layer and epoch; the UI computes none of it."""
+    from core import theory
+    m = committed(name)
+    for key, gains_of in (("gain_backward", theory.backward_gains), ("gain_forward", theory.forward_gains)):
+        rows = chart_data.theory_rows(m, key)
+        layers = history.all_layer_names(history.rows(m))
+        for r in (0, 1, len(m["history"]) // 2, len(m["history"]) - 1):
+            gains = {g.layer: g for g in gains_of(m["history"][r], m["config"])}
+            for i, layer in enumerate(layers):
+                g, v, p, n = gains.get(layer), rows["values"][r][i], rows["predicted"][r][i], rows["notes"][r][i]
+                if g is None:
+                    assert isinstance(v, str) and p is None and n == -1
+                    continue
+                if g.measured is None:
+                    assert v == g.reason
+                else:
+                    assert v == pytest.approx(g.measured, rel=1e-3)
+                assert (p is None) == (g.predicted is None) and (p is None or p == pytest.approx(g.predicted, rel=1e-3))
+                assert (n >= 0) == (g.agree is False) and (n < 0 or rows["reasons"][n] == g.reason)
+
+
+def test_batchnorm_at_init_is_flagged_and_baseline_agrees():
+    bn, base = (chart_data.theory_rows(committed(n), "gain_backward") for n in ("batchnorm", "baseline"))
+    assert all(k >= 0 for k in bn["notes"][0][:7]) and "BatchNorm's running statistics" in bn["reasons"][0]
+    assert all(k < 0 for row in base["notes"] for k in row)
+
+
+def test_a_layerwise_method_is_thinned_to_about_a_hundred_epochs_and_keeps_every_stage_edge():
+    full = chart_data.method_data("layerwise", "Layer-wise", committed("layerwise"))
+    thin = chart_data.thinned(full)
+    assert len(full["epochs"]) == 701 and len(thin["epochs"]) <= chart_data.MAX_ROWS + 2 * len(full["stages"]) + 1
+    assert thin["epochs"][0] == 0 and thin["epochs"][-1] == 700
+    for boundary in full["stages"]:  # the last epoch of a stage and the first of the next are both kept
+        assert math.floor(boundary) in thin["epochs"] and math.ceil(boundary) in thin["epochs"]
+    for j, epoch in enumerate(thin["epochs"]):  # every kept row is the full data's row of that epoch, unchanged
+        i = full["epochs"].index(epoch)
+        assert thin["labels"][j] == full["labels"][i]
+        for key, stat in full["stats"].items():
+            if "values" in stat:
+                assert thin["stats"][key]["values"][j] == stat["values"][i]
+    hundred = chart_data.method_data("baseline", "Baseline", committed("baseline"))
+    assert chart_data.thinned(hundred) is hundred  # 101 epochs: nothing to thin

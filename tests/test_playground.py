@@ -151,6 +151,10 @@ def assert_run_side(side: dict, update: pg.PlaygroundUpdate) -> None:
     assert side["epochs"] == [r["epoch"] for r in update.history] == list(range(update.epoch + 1))
     assert side["layers"] == [layer["name"] for layer in update.history[-1]["layers"]]
     for key in chart_data.STATS:
+        if key in chart_data.THEORY:  # core.theory's gains of the same history (tests/test_compare.py checks them)
+            assert side["stats"][key] == chart_data.theory_rows({"config": update.config,
+                                                                 "history": list(update.history)}, key)
+            continue
         for row, values in zip(update.history, side["stats"][key]["values"], strict=True):
             for name, cell in zip(side["layers"], values, strict=True):
                 v = history.layer_value(row, name, key)

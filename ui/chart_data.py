@@ -14,14 +14,16 @@ import bisect
 import math
 from dataclasses import asdict, dataclass
 
-from core import history
+from core import history, theory
 
 from .figures import CHANCE, KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
 
-__all__ = ["CURVES", "DEFAULT_STAT", "NOT_RECORDED", "STATS", "Stat", "log_limits", "method_data", "pair_data",
-           "reasons_like_history", "until"]
+__all__ = ["CURVES", "DEFAULT_STAT", "NOT_RECORDED", "STATS", "Stat", "THEORY", "log_limits", "method_data",
+           "pair_data", "reasons_like_history", "theory_rows", "thinned", "until"]
 
 NOT_RECORDED = "not recorded"
+MAX_ROWS = 101  # epochs a method sends to the chart: all of a 100-epoch run's (thinned)
+ROWS = ("values", "predicted", "notes")  # a statistic's per-epoch rows (the theory statistics have all three)
 CURVES = ("train_loss", "val_loss", "train_acc", "val_acc")
 
 
@@ -48,7 +50,8 @@ STATS = {s.key: s for s in (
          "does not scale with the layer's input.", log=True),
     Stat("update_ratio", "Update / weight", KEY_LABELS["update_ratio"][1],
          "How far one step's update moves the weights relative to their size: around 1e-3 is healthy, far below "
-         "it the layer barely learns.", log=True, guide=1e-3, guide_label="healthy ≈ 1e-3"),
+         "it the layer barely learns (unless a schedule has taken the learning rate down).", log=True, guide=1e-3,
+         guide_label="healthy ≈ 1e-3"),
     Stat("saturation", "Saturation", KEY_LABELS["saturation"][1],
          "The share of units stuck where the activation is flat (its derivative ~0): saturated units pass "
          "almost no gradient back.", log=False, fixed=(0.0, 1.0)),
@@ -57,7 +60,19 @@ STATS = {s.key: s for s in (
          "of a vanishing or exploding gradient.", log=False),
     Stat("rel_weight_change", "Weight change", KEY_LABELS["rel_weight_change"][1],
          "How far each layer's weights have moved from their initial values (0 at init).", log=True, init=False),
+    Stat("signal_std", "Forward signal", KEY_LABELS["signal_std"][1],
+         "Does each layer's output still depend on the image? Each unit's spread across the probe images, the "
+         "median over units (output: the logits). Near 0 the layer says the same thing for every image.", log=True),
+    Stat("gain_backward", "Why ← (theory)", KEY_LABELS["gain_backward"][1],
+         "The error's gain from the layer above down to this one, measured (bars), beside what first principles "
+         "predict from the recorded derivative, weight scale and normalization (◆: derivative × std(W) × √fan). "
+         "Below 1 the error shrinks on its way back.", log=True, guide=1.0, guide_label="gain 1: nothing lost"),
+    Stat("gain_forward", "Why → (theory)", KEY_LABELS["gain_forward"][1],
+         "The signal's gain from the layer below up to this one, measured (bars), beside the prediction (◆). "
+         "Below 1 the image-to-image differences fade on the way up.", log=True, guide=1.0,
+         guide_label="gain 1: nothing lost"),
 )}
+THEORY = {"gain_backward": theory.backward_gains, "gain_forward": theory.forward_gains}
 DEFAULT_STAT = "grad_mean_abs"
 
 
@@ -108,6 +123,44 @@ def _numbers(values) -> list[float | None]:
     return [None if math.isnan(v) else float(v) for v in values]
 
 
+def _sig(x: float | None) -> float | None:
+    """4 significant digits: a ratio of two recorded 6-digit values has no more to say, and the JSON is shorter."""
+    return None if x is None else float(f"{x:.4g}")
+
+
+def theory_rows(metrics: dict, key: str) -> dict:
+    """A THEORY statistic of every row: the measured gain per layer (or why there is none), core.theory's
+    prediction (or None), and, where the two disagree, the index of core.theory's reason in `reasons` (else -1)."""
+    gains_of, config = THEORY[key], metrics.get("config") or {}
+    hist = history.rows(metrics)
+    names = history.all_layer_names(hist)
+    none_here = "no layer above" if key == "gain_backward" else "input: pixels"
+    edge = names[-1] if key == "gain_backward" else names[0]
+    values, predicted, notes, reasons = [], [], [], []
+    for row in hist:
+        gains = {g.layer: g for g in gains_of(row, config)}
+        v, p, n = [], [], []
+        for layer in names:
+            g = gains.get(layer)
+            if g is None:
+                v.append(none_here if layer == edge else "not in use")
+                p.append(None)
+                n.append(-1)
+                continue
+            v.append(_sig(g.measured) if g.measured is not None else g.reason)
+            p.append(_sig(g.predicted))
+            if g.agree is False:
+                if g.reason not in reasons:
+                    reasons.append(g.reason)
+                n.append(reasons.index(g.reason))
+            else:
+                n.append(-1)
+        values.append(v)
+        predicted.append(p)
+        notes.append(n)
+    return {"values": values, "predicted": predicted, "notes": notes, "reasons": reasons}
+
+
 def method_data(name: str, title: str, metrics: dict | None, problem: str | None = None) -> dict:
     """Everything the chart shows of one method, at every recorded epoch (see the module docstring).
     `problem`: why there is no data (a broken checkpoint's error); no metrics and no problem = not trained."""
@@ -117,6 +170,13 @@ def method_data(name: str, title: str, metrics: dict | None, problem: str | None
                 "epochs": [], "labels": [], "stats": {}, "range": {}, "curves": {}, "stages": []}
     stats, ranges = {}, {}
     for key in STATS:
+        if key in THEORY:
+            if not (_recorded(metrics, "derivative_mean") and _recorded(metrics, "signal_std")):
+                stats[key] = {"missing": NOT_RECORDED}
+                continue
+            stats[key] = theory_rows(metrics, key)
+            ranges[key] = _range(stats[key]["values"] + [[p for p in r if p] for r in stats[key]["predicted"]])
+            continue
         if not _recorded(metrics, key):
             stats[key] = {"missing": NOT_RECORDED}
             continue
@@ -131,6 +191,7 @@ def method_data(name: str, title: str, metrics: dict | None, problem: str | None
         "stats": stats, "range": ranges,
         "curves": {key: _numbers(history.series(metrics, key)[1]) for key in CURVES},
         "stages": history.stage_boundaries(metrics),
+        "schedule": (metrics.get("config") or {}).get("schedule", "constant"),
     }
 
 
@@ -143,13 +204,33 @@ def until(data: dict, last_epoch: int) -> dict:
     stats, ranges = {}, {}
     for key, stat in data["stats"].items():
         if "values" in stat:
-            stats[key] = {"values": stat["values"][:keep]}
-            ranges[key] = _range(stats[key]["values"])
+            stats[key] = {**stat, **{k: stat[k][:keep] for k in ROWS if k in stat}}
+            ranges[key] = _range(stats[key]["values"] + [[p for p in r if p] for r in stats[key].get("predicted", [])])
         else:
             stats[key] = stat
     return {**data, "epochs": data["epochs"][:keep], "labels": data["labels"][:keep], "stats": stats,
             "range": ranges, "curves": {key: values[:keep] for key, values in data["curves"].items()},
             "stages": [b for b in data["stages"] if b <= last_epoch]}
+
+
+def thinned(data: dict, max_rows: int = MAX_ROWS) -> dict:
+    """A method's data (method_data) with at most about `max_rows` of its epochs: every k-th, the last, and
+    both sides of every stage change. The chart shows the last kept row at or before the chosen epoch, and
+    labels it with its own epoch, so nothing is shown as another epoch's. A 100-epoch method is unchanged; a
+    layer-wise one's 701 epochs become ~110 (its pair's data from ~1 MB to ~0.2 MB)."""
+    n = len(data["epochs"])
+    if n <= max_rows:
+        return data
+    step = math.ceil(n / max_rows)
+    keep = set(range(0, n, step)) | {n - 1}
+    for boundary in data["stages"]:
+        i = bisect.bisect_right(data["epochs"], boundary) - 1
+        keep |= {i, i + 1} & set(range(n))
+    idx = sorted(keep)
+    pick = lambda rows: [rows[i] for i in idx]  # noqa: E731
+    stats = {key: {**stat, **{k: pick(stat[k]) for k in ROWS if k in stat}} for key, stat in data["stats"].items()}
+    return {**data, "epochs": pick(data["epochs"]), "labels": pick(data["labels"]), "stats": stats,
+            "curves": {key: pick(values) for key, values in data["curves"].items()}, "thinned": step}
 
 
 # --------------------------------------------------------------------------------------------------- a pair

@@ -56,6 +56,9 @@ KEY_LABELS = {
     "saturation": ("saturation", "fraction of saturated units"),
     "error_mean_abs": ("mean|error|", "mean |∂ℓ/∂z| per image and unit"),  # the backpropagated error
     "activation_std": ("std(act)", "std of the layer's activations"),
+    "signal_std": ("signal std", "median over units of each unit's std across images"),  # the forward signal
+    "gain_backward": ("error gain", "error ratio to the layer above; ◆ = theory"),
+    "gain_forward": ("signal gain", "signal ratio to the layer below; ◆ = theory"),
 }
 
 
