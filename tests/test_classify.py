@@ -145,6 +145,7 @@ def test_explain_is_read_only_and_works_under_no_grad(lab):
 def test_classify_gives_top5_for_both_and_the_model_view(lab):
     sneaker = to_images(lab.sample.x[int(torch.nonzero(lab.sample.y == 7)[0])])[0]  # a real one, as an array
     left, right = top_classes(read(lab, sneaker, "baseline", "batchnorm"))
+    left = left["confidences"]  # baseline answers the same for every image: "No prediction" above them
     assert len(left) == 5 and len(right) == 5 and next(iter(right)) == "Sneaker"
     assert list(left.values()) == sorted(left.values(), reverse=True) and 0.99 < sum(right.values()) <= 1.0001
     seen = read(lab, sneaker, "baseline", "batchnorm").preview
@@ -153,7 +154,7 @@ def test_classify_gives_top5_for_both_and_the_model_view(lab):
     assert big.shape == (224, 224) and (big[::8, ::8] == seen).all() and (big[7::8, 7::8] == seen).all()
     # a broken method gives no probabilities rather than failing the other side
     broken, ok = top_classes(read(lab, sneaker, BROKEN, "baseline"))
-    assert broken == {} and len(ok) == 5
+    assert broken == {} and len(ok["confidences"]) == 5
 
 
 def test_one_explanation_is_fast(lab):
@@ -242,3 +243,33 @@ def test_about_quotes_the_example_sneaker_gradients(lab):
     about = " ".join(pages.about().split())
     base, bn = (pages.power_of_ten(n["input_grad_mean_abs"]) for n in e.numbers)
     assert f"baseline's mean is {base} against BatchNorm's {bn}" in about
+
+
+# ------------------------------------------------------------------------------- not clothing, no prediction
+
+def test_a_model_that_answers_the_same_for_every_image_gives_no_prediction(lab):
+    """baseline's probabilities do not depend on the image (output spread 5e-8 over the sample): its headline is
+    "No prediction", its probabilities are still there; a model that learned keeps its top class."""
+    image = to_images(lab.sample.x[:1])[0]
+    r = read(lab, image, "baseline", "batchnorm")
+    assert r.constant == (True, False)
+    left, right = top_classes(r)
+    assert left["headline"] == ui.classify.NO_PREDICTION and len(left["confidences"]) == 5
+    assert "headline" not in right and len(right) == 5
+    words = ui.classify.notice(r)
+    assert "Baseline (sigmoid, 7x128): no prediction" in words and "BatchNorm1d: no prediction" not in words
+
+
+def test_a_picture_that_is_not_clothing_is_said_so_and_still_answered(lab):
+    """Noise is flagged by core.ood's detector (the page says so above the answers, which it still shows); a real
+    test image the detector does not flag gets no such notice."""
+    rng = np.random.default_rng(0)
+    noise = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    r = read(lab, noise, "relu", "batchnorm")
+    assert r.unlike_clothing is True and "does not look like a FashionMNIST clothing item" in ui.classify.notice(r)
+    assert all(len(side) == 5 for side in top_classes(r))  # what the models would say anyway
+    from core import ood
+    detector = ood.committed()
+    typical = next(i for i in range(len(lab.sample.x)) if not detector.flags(lab.sample.x[i:i + 1])[0])
+    clothing = read(lab, to_images(lab.sample.x[typical:typical + 1])[0], "relu", "batchnorm")
+    assert clothing.unlike_clothing is False and ui.classify.notice(clothing) == ""

@@ -58,7 +58,8 @@ def assert_two_top5(result) -> tuple[dict, dict]:
         assert isinstance(out, dict) and len(out["confidences"]) == 5, out
         values = [c["confidence"] for c in out["confidences"]]
         assert values == sorted(values, reverse=True) and all(0 <= v <= 1 for v in values)
-        assert sum(values) <= 1.0001 and out["label"] == out["confidences"][0]["label"]
+        # the headline is the top class, or "No prediction" for a model that answers the same for every image
+        assert sum(values) <= 1.0001 and out["label"] in (out["confidences"][0]["label"], "No prediction")
     return left, right
 
 

@@ -12,7 +12,9 @@ import torch
 from matplotlib import get_data_path
 from PIL import Image, ImageDraw, ImageFont
 
+from core import ood
 from core.data import CLASSES
+from core.evaluate import CONSTANT_SPREAD, output_spread
 from core.explain import gradient_map, render_colorbar, render_map, scale_ticks, shared_scale
 from core.preprocess import preprocess
 from core.upload import ImageError
@@ -23,12 +25,18 @@ from .lab import Entry, Lab
 COLORBAR_CAPTION = "|∂ logit / ∂ pixel|, log scale"
 
 
+NO_PREDICTION = "No prediction"  # the headline of a model that answers the same for every image
+
+
 @dataclass(frozen=True)
 class Reading:
-    """An upload as two methods read it: their entries and the image, decoded and preprocessed once."""
+    """An upload as two methods read it: their entries and the image, decoded and preprocessed once, and
+    whether it looks like a FashionMNIST item at all (core.ood's detector; None if it could not be loaded)."""
     entries: tuple[Entry, Entry]
     x: torch.Tensor  # [1, 784], what the models are given
     preview: np.ndarray  # 28x28 uint8, what they see
+    unlike_clothing: bool | None = None
+    constant: tuple[bool, bool] = (False, False)  # per side: the model answers the same whatever the image
 
 
 @dataclass(frozen=True)
@@ -50,18 +58,44 @@ def read(lab: Lab, image, left: str, right: str) -> Reading:
     if image is None:
         raise ImageError("Upload, paste or pick an image first")
     x, preview = preprocess(image)
-    return Reading(entries, x, preview)
+    try:
+        unlike = bool(ood.committed().flags(x)[0])
+    except ood.DetectorError:  # a missing or damaged detector: the page says nothing rather than guess
+        unlike = None
+    return Reading(entries, x, preview, unlike, tuple(constant(lab, e) for e in entries))
+
+
+def notice(reading: Reading) -> str:
+    """What the page says above the answers (pages.classify_notice): not clothing, and no prediction."""
+    try:
+        rates = ood.committed().record["rates"]
+    except ood.DetectorError:
+        rates = None
+    return pages.classify_notice(reading.unlike_clothing if rates else None,
+                                 tuple(e.method.title for e in reading.entries), reading.constant, rates or {})
+
+
+def constant(lab: Lab, entry: Entry) -> bool:
+    """Whether the method's answer does not depend on the image: core.evaluate.output_spread over the committed
+    sample's 1,000 real test images below CONSTANT_SPREAD (baseline 5e-8, baseline_5 3e-6, grad_norm 0)."""
+    if entry.model is None:
+        return False
+    return lab.once(("constant", entry.method.name),
+                    lambda: output_spread(entry.model, lab.sample.x) < CONSTANT_SPREAD)
 
 
 @torch.no_grad()
-def top_classes(reading: Reading, top: int = 5) -> tuple[dict[str, float], dict[str, float]]:
-    """Each method's `top` most likely classes with their probabilities; {} for an unavailable method."""
-    def probabilities(e: Entry) -> dict[str, float]:
+def top_classes(reading: Reading, top: int = 5) -> tuple[dict, dict]:
+    """Each method's `top` most likely classes with their probabilities; {} for an unavailable method. A model
+    that answers the same for every image gets {"headline": NO_PREDICTION, "confidences": ...} (widgets.Answer
+    shows the words instead of a class: its top class says nothing about the image)."""
+    def probabilities(e: Entry, same: bool) -> dict:
         if e.model is None:
             return {}
         best = torch.topk(torch.softmax(e.model(reading.x), dim=1)[0], top)
-        return {CLASSES[i]: round(float(v), 6) for v, i in zip(best.values, best.indices, strict=True)}
-    return probabilities(reading.entries[0]), probabilities(reading.entries[1])
+        p = {CLASSES[i]: round(float(v), 6) for v, i in zip(best.values, best.indices, strict=True)}
+        return {"headline": NO_PREDICTION, "confidences": p} if same else p
+    return tuple(probabilities(e, same) for e, same in zip(reading.entries, reading.constant, strict=True))
 
 
 def explain(reading: Reading) -> Explanation:

@@ -167,6 +167,26 @@ def gradient_card(entry: Entry, numbers: dict) -> str:
             f"**{power_of_ten(numbers['hidden1_grad_mean_abs'])}**")
 
 
+def classify_notice(unlike_clothing: bool | None, titles: tuple[str, str], constant: tuple[bool, bool],
+                    rates: dict) -> str:
+    """Above the two answers: whether the picture looks like a FashionMNIST item (core.ood's detector and its
+    measured rates, `rates`: detector.json's), and which model gives no prediction because it answers the same
+    for every image."""
+    lines = []
+    if unlike_clothing:
+        lines.append(
+            "⚠️ **This does not look like a FashionMNIST clothing item**, so neither answer below means much: the "
+            "models only know 10 kinds of clothing, centred, light on black, and name one of them whatever they "
+            f"are shown. (The detector flags {rates['not_clothing_all']:.0%} of {rates['n_not_clothing']} "
+            f"non-clothing test pictures, and also {rates['test']:.1%} of the {rates['n_test']:,} real FashionMNIST "
+            "test images: a faint or unusual item can be flagged too.) What they would say anyway:")
+    for title, same in zip(titles, constant, strict=True):
+        if same:
+            lines.append(f"**{title}: no prediction.** It gives the same probabilities to every image (its answer "
+                         "does not depend on the picture), so its top class says nothing about this one.")
+    return "\n\n".join(lines)
+
+
 def gradient_note(methods: list[Method]) -> str:
     """Under the maps: what a map means for the methods that have one. Every model is evaluated as deployed
     (eval mode) on this one image; normalisation changes what that means (core.explain.gradient_map says

@@ -15,7 +15,7 @@ import gradio as gr
 from core.results import markdown_table
 
 from . import figures, pages, widgets
-from .classify import enlarged, read, top_classes
+from .classify import enlarged, notice, read, top_classes
 from .classify import explain as gradient_maps
 from .compare import DEFAULT_PAIR, comparison
 from .lab import Lab
@@ -156,11 +156,18 @@ def classify_tab(lab: Lab, pair: list) -> None:
         per output)."""
         chosen(lab, left, right)
         if image is None:  # the image was cleared: clear what it showed
-            return {}, {}, None, None, None, None, None, None, "", "", ""
+            return {}, {}, None, None, None, None, None, None, "", "", "", ""
         r = read(lab, image, left, right)
         e = gradient_maps(r)
         warn_unavailable(lab, left, right)
-        return *top_classes(r), enlarged(r.preview), *e.images, e.colorbar, *e.numbers, *e.cards, e.note
+        return (*top_classes(r), enlarged(r.preview), *e.images, e.colorbar, *e.numbers, *e.cards, e.note,
+                notice(r))
+
+    @user_errors
+    def verdict(image, left: str, right: str):
+        """The Classify button's notice above the answers (its answers come from /classify)."""
+        chosen(lab, left, right)
+        return notice(read(lab, image, left, right))
 
     with gr.Tab("Classify"):
         gr.Markdown(pages.CLASSIFY_HELP)
@@ -171,9 +178,10 @@ def classify_tab(lab: Lab, pair: list) -> None:
         examples = gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
                                label="Examples: real FashionMNIST test images and photo-like versions")
         run = gr.Button("Classify", variant="primary")
+        said = gr.Markdown(elem_id="classify-notice")  # not clothing; no prediction
         with gr.Row():
-            labels = [gr.Label(num_top_classes=5, label="Left method"),
-                      gr.Label(num_top_classes=5, label="Right method")]
+            labels = [widgets.Answer(num_top_classes=5, label="Left method"),
+                      widgets.Answer(num_top_classes=5, label="Right method")]
         gr.Markdown(pages.GRADIENT_HELP)
         with gr.Row():
             maps, cards = [], []
@@ -193,11 +201,12 @@ def classify_tab(lab: Lab, pair: list) -> None:
             with gr.Row():
                 numbers = [gr.JSON(label="Left method"), gr.JSON(label="Right method")]
     explained = [*maps, colorbar, *numbers]
-    shown = [*labels, seen, *explained, *cards, note]
+    shown = [*labels, seen, *explained, *cards, note, said]
     # /classify and /explain for code; the Classify button runs both, the maps once the labels have answered
     # (so a missing or bad image gives one message, not two).
-    run.click(classify, [image, *pair], labels, api_name="classify", concurrency_limit=8).success(
-        explain, [image, *pair], explained, api_name="explain", concurrency_limit=8)
+    answered = run.click(classify, [image, *pair], labels, api_name="classify", concurrency_limit=8)
+    answered.success(explain, [image, *pair], explained, api_name="explain", concurrency_limit=8)
+    answered.success(verdict, [image, *pair], said, api_visibility="private", concurrency_limit=8)
     gr.on([image.input, *(picker.change for picker in pair)], classify_and_view, [image, *pair], shown,
           api_visibility="private", concurrency_limit=8)
     examples.load_input_event.then(classify_and_view, [image, *pair], shown, api_visibility="private",

@@ -9,6 +9,7 @@ import inspect
 from pathlib import Path
 
 import gradio as gr
+from gradio.components.label import LabelData
 
 from core.upload import ImageError
 
@@ -62,6 +63,18 @@ class RawDropdown(gr.Dropdown):
 
     def preprocess(self, payload):
         return payload
+
+
+class Answer(gr.Label):
+    """gr.Label whose headline may be words instead of the top class: a model that answers the same for every
+    image gets "No prediction" above its (meaningless) probabilities (ui.classify.top_classes)."""
+    is_template = True
+
+    def postprocess(self, value):
+        if isinstance(value, dict) and "headline" in value:
+            shown = super().postprocess(value["confidences"])
+            return LabelData(label=value["headline"], confidences=shown.confidences)
+        return super().postprocess(value)
 
 
 def user_errors(fn):
