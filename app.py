@@ -45,6 +45,7 @@ def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
     # than 15 (a visitor's upload is read within seconds of arriving); ui.guard also caps the cache's size.
     with gr.Blocks(title=pages.TITLE, delete_cache=(300, 900)) as demo:
         row, *pair = tabs.pickers(lab, choices)
+        tabs.pair_from_link(demo, lab, pair)
         pair_changes = [demo.load, *(picker.change for picker in pair)]
         with gr.Tabs() as all_tabs:
             tabs.compare_tab(lab, pair, pair_changes)

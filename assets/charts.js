@@ -16,6 +16,10 @@ root.innerHTML = `
       <input type="range" class="vgl-epoch" min="0" max="0" step="1" value="0" aria-label="Epoch shown">
       <output class="vgl-epoch-label" aria-live="off"></output>
     </div>
+    <div class="vgl-share">
+      <button type="button" class="vgl-link">Copy link</button>
+      <button type="button" class="vgl-csv">Download numbers (CSV)</button>
+    </div>
   </div>
   <p class="vgl-about"></p>
   <p class="vgl-key"><span class="vgl-key-init"><span class="vgl-sw vgl-sw-init"></span>lighter: at init (epoch 0)
@@ -308,7 +312,61 @@ function drawEpoch() {
   $(".vgl-epoch-label").textContent = `epoch ${st.epoch} / ${st.data.max_epoch}`;
   drawPanels();
   drawMarkers();
+  remember();
 }
+
+// ------------------------------------------------------------------------------------ share and take away
+// On Compare the page's address holds the pair, the statistic and the epoch (?left=&right=&stat=&epoch=), so a
+// link opens the same view: the app sets the pickers from it (ui.tabs), the chart the statistic and epoch.
+const COMPARE = !!root.closest("#diagnostics");
+let restored = false;
+
+function remember() {
+  if (!COMPARE || !st.data || st.data.left.problem === "not trained yet" || st.playing) return;
+  const q = new URLSearchParams(location.search);
+  q.set("left", st.data.left.name); q.set("right", st.data.right.name);
+  q.set("stat", st.key); q.set("epoch", String(st.epoch));
+  history.replaceState(null, "", `${location.pathname}?${q}`);
+}
+
+function restore(v) {
+  if (!COMPARE || restored) return;
+  const q = new URLSearchParams(location.search);
+  if (q.get("left") && (q.get("left") !== v.left.name || q.get("right") !== v.right.name)) return; // not yet
+  restored = true;
+  if (q.get("stat") && v.stats.some(s => s.key === q.get("stat"))) st.key = q.get("stat");
+  const e = Number(q.get("epoch"));
+  if (q.get("epoch") !== null && Number.isInteger(e)) st.epoch = Math.max(0, Math.min(v.last_epoch ?? v.max_epoch, e));
+}
+
+$(".vgl-link").addEventListener("click", async ev => {
+  remember();
+  const b = ev.currentTarget;
+  try { await navigator.clipboard.writeText(location.href); b.textContent = "Link copied"; }
+  catch (e) { window.prompt("Copy this link:", location.href); }
+  setTimeout(() => { b.textContent = "Copy link"; }, 2000);
+});
+
+// the shown statistic's numbers, both methods, every epoch and layer, as recorded (a reason where there is none)
+$(".vgl-csv").addEventListener("click", () => {
+  if (!st.data) return;
+  const s = stat(), lines = ["method,epoch,layer,value" + (s.key.startsWith("gain_") ? ",theory" : "")];
+  const q = x => `"${String(x).replace(/"/g, '""')}"`;
+  for (const side of SIDES) {
+    const d = st.data[side], vals = d.stats && d.stats[s.key];
+    if (!vals || !vals.values) continue;
+    d.epochs.forEach((ep, r) => d.layers.forEach((layer, i) => {
+      const v = vals.values[r][i], p = vals.predicted ? vals.predicted[r][i] : undefined;
+      lines.push([q(d.name), ep, q(layer), isNum(v) ? String(v) : q(v)].concat(p === undefined ? [] :
+        [isNum(p) ? String(p) : ""]).join(","));
+    }));
+  }
+  const url = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+  const a = document.createElement("a");
+  a.href = url; a.download = `${st.data.left.name}-vs-${st.data.right.name}-${s.key}.csv`;
+  document.body.appendChild(a); a.click(); a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+});
 
 function drawAll() {
   if (!st.data) return;
@@ -359,6 +417,7 @@ root.querySelector(".vgl-stats").addEventListener("click", ev => {
   st.key = b.dataset.key;
   drawControls();
   drawPanels();
+  remember();
 });
 
 // drag on a training curve to choose the epoch
@@ -406,6 +465,7 @@ function load() {
   if (!st.key || !v.stats.some(s => s.key === st.key)) st.key = v.stat;
   slider.max = v.last_epoch ?? v.max_epoch;
   st.epoch = v.epoch;
+  restore(v);
   root.classList.add("vgl-ready");
   drawAll();
 }

@@ -297,8 +297,49 @@ def test_results_tab(page, app_checkpoints):
     for colour in (figures.LEFT_COLOR, figures.RIGHT_COLOR):  # (the page's image is a lossy WebP: near, not exact)
         rgb = np.array([round(c * 255) for c in to_rgb(colour)])
         assert (np.abs(shown.reshape(-1, 3).astype(int) - rgb).max(axis=1) <= 8).sum() > 200, colour
-    expect(page.locator("td", has_text=RIGHT).first).to_be_visible()  # the results table, one row per method
+    # the table, one row per method by its name, under a three-line takeaway
+    expect(page.locator("#results-table th[scope=row]", has_text=METHODS[RIGHT].title)).to_be_visible()
+    expect(page.locator("#results-takeaway li")).to_have_count(3)
     page.screenshot(path=ARTIFACTS / "results.png", full_page=True)
+
+
+def test_results_on_a_phone_scroll_in_their_own_box(phone):
+    """390x844: the page itself never scrolls sideways; the table does, inside its focusable box, and its
+    columns are readable (no one-letter-wide column); every tab is in the bar, none behind a menu."""
+    from playwright.sync_api import expect
+    for name in ("Compare", "Classify", "Results", "Playground", "About"):
+        expect(phone.get_by_role("tab", name=name)).to_be_visible()
+    expect(phone.get_by_role("button", name="More tabs")).to_be_hidden()
+    phone.get_by_role("tab", name="Results").click()
+    box = phone.locator("#results-table .results-box")
+    expect(box).to_be_visible()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    width, inner = box.evaluate("b => [b.clientWidth, b.scrollWidth]")
+    assert inner > width  # it scrolls inside its box
+    assert box.get_attribute("tabindex") == "0"
+    narrowest = min(th.bounding_box()["width"] for th in phone.locator("#results-table thead th").all())
+    assert narrowest >= 40, narrowest
+    phone.screenshot(path=ARTIFACTS / "results_phone.png")
+    phone.get_by_role("tab", name="Compare").click()
+
+
+def test_the_first_screen_shows_both_gradient_flows_and_pickers_only_where_they_act(page, phone):
+    """The payoff above the fold: on 1280x800 and 390x844 the chart's first panel's bars are on the first screen;
+    the method pickers show on Compare, Classify and Results, not on Playground or About."""
+    from playwright.sync_api import expect
+    for p, height in ((page, 800), (phone, PHONE["height"])):
+        p.get_by_role("tab", name="Compare").click()
+        bars = chart(p).locator(".vgl-panel[data-side=left] svg.vgl-bars")
+        expect(bars).to_be_visible()
+        p.evaluate("window.scrollTo(0, 0)")
+        # (on the phone the two panels are stacked: the left method's bars start on the first screen, the right
+        # one's below it)
+        assert bars.bounding_box()["y"] < height - 150, bars.bounding_box()
+        for tab, shown in (("Playground", False), ("About", False), ("Classify", True)):
+            p.get_by_role("tab", name=tab).click()
+            picker = p.get_by_label("Left method")
+            expect(picker).to_be_visible() if shown else expect(picker).to_be_hidden()
+        p.get_by_role("tab", name="Compare").click()
 
 
 # --- Playground ----------------------------------------------------------------------------------------------

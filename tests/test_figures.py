@@ -364,9 +364,13 @@ def test_lighten_mixes_with_white_as_hex():
 
 RESULT_ROWS = [
     {"method": "baseline", "title": "Baseline", "test_acc": 0.1, "acc_mean": 0.1, "acc_std": 0.0},
-    {"method": "relu", "title": "ReLU", "test_acc": 0.87, "acc_mean": 0.868, "acc_std": 0.003},
+    {"method": "relu", "title": "ReLU", "test_acc": 0.87, "acc_mean": 0.868, "acc_std": 0.003,
+     "acc_ci": [0.86, 0.876]},
     {"method": "tanh", "title": "Tanh", "test_acc": 0.85, "acc_mean": None, "acc_std": None},
-    {"method": "adam", "title": "Adam", "test_acc": 0.86, "acc_mean": 0.875, "acc_std": 0.002},
+    {"method": "adam", "title": "Adam", "test_acc": 0.86, "acc_mean": 0.875, "acc_std": 0.002,
+     "acc_ci": [0.87, 0.88]},
+    {"method": "grad_norm", "title": "Grad norm", "test_acc": 0.1, "acc_mean": 0.2, "acc_std": 0.15,
+     "acc_ci": None, "groups": [{"n": 6, "min": 0.1, "max": 0.1}, {"n": 4, "min": 0.2, "max": 0.47}]},
     {"method": "skip", "title": "Skip", "test_acc": None, "acc_mean": None, "acc_std": None},
 ]
 
@@ -375,22 +379,27 @@ def test_results_sorted_with_error_bars_and_reference_lines():
     fig = figures.results_figure(RESULT_ROWS, left="baseline", right="relu")
     (ax,) = fig.axes
     bars_ = sorted((p for p in ax.patches if p.get_gid()), key=lambda p: -p.get_y())  # top to bottom
-    assert [p.get_gid() for p in bars_] == ["adam", "relu", "tanh", "baseline"]
-    assert [p.get_width() for p in bars_] == pytest.approx([0.875, 0.868, 0.85, 0.1])  # mean when known
+    assert [p.get_gid() for p in bars_] == ["adam", "relu", "tanh", "grad_norm", "baseline"]
+    assert [p.get_width() for p in bars_] == pytest.approx([0.875, 0.868, 0.85, 0.2, 0.1])  # mean when known
     ticks = [t.get_text() for _, t in sorted(zip(ax.get_yticks(), ax.get_yticklabels()), key=lambda p: p[0])]
-    assert ticks == ["Skip", "Baseline", "Tanh", "ReLU", "Adam"]  # bottom to top; untrained last
+    assert ticks == ["Skip", "Baseline", "Grad norm", "Tanh", "ReLU", "Adam"]  # bottom to top; untrained last
     assert "not trained yet" in notes(ax)
     reference = [ln for ln in ax.lines if not ln.get_label().startswith("_")]  # the labelled lines
     vlines = {round(ln.get_xdata()[0], 4): ln.get_label() for ln in reference}
     assert vlines == {0.8833: "best MLP in the FashionMNIST benchmark (0.8833)", 0.1: "chance (0.1)"}
     assert all(ln.get_linestyle() == "--" and list(ln.get_ydata()) == [0, 1] for ln in reference)  # full height
     seed_marks = sorted(ln.get_xdata()[0] for ln in ax.lines if ln.get_gid() == "seed42")
-    assert seed_marks == pytest.approx([0.1, 0.86, 0.87])  # rows with a seed mean also mark seed 42
+    assert seed_marks == pytest.approx([0.1, 0.1, 0.86, 0.87])  # rows with a seed mean also mark seed 42
     colors = {p.get_gid(): p.get_facecolor() for p in bars_}
     assert same_color(colors["baseline"], figures.LEFT_COLOR) and same_color(colors["relu"], figures.RIGHT_COLOR)
     assert same_color(colors["adam"], figures.NEUTRAL_COLOR)
-    # error bars: one per row with a std
-    assert len([c for c in ax.collections if isinstance(c, LineCollection)]) == 2
+    # whiskers: the 95% CI of each row with one; the split one gets each group's range instead
+    whiskers = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert len(whiskers) == 2
+    spans = sorted(tuple(c.get_segments()[0][:, 0]) for c in whiskers)
+    assert spans == [pytest.approx((0.86, 0.876)), pytest.approx((0.87, 0.88))]
+    groups = sorted(tuple(ln.get_xdata()) for ln in ax.lines if ln.get_gid() == "group")
+    assert groups == [(0.1, 0.1), (0.2, 0.47)]
     assert ax.get_xlim() == (0, 1)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any("0.8833" in t for t in legend)

@@ -499,17 +499,23 @@ def predictions_figure(images, labels, preds, title: str, columns: int = 6) -> F
 
 # ---------------------------------------------------------------------------------- Results: accuracy
 
-def _accuracy(row: dict) -> tuple[float | None, float]:
-    """(shown accuracy, error bar): the seed mean ± std when known, else the seed-42 test accuracy."""
+def _accuracy(row: dict) -> tuple[float | None, tuple[float, float] | None]:
+    """(shown accuracy, error bar below and above it): the seed mean and its 95% confidence interval (core.results'
+    acc_ci) when known, else the seed-42 test accuracy and no bar."""
     mean = finite_number(row.get("acc_mean"))
-    if mean is not None:
-        return mean, finite_number(row.get("acc_std")) or 0.0
-    return finite_number(row.get("test_acc")), 0.0
+    if mean is None:
+        return finite_number(row.get("test_acc")), None
+    ci = row.get("acc_ci")
+    if ci and all(finite_number(v) is not None for v in ci) and ci[1] > ci[0]:
+        return mean, (mean - ci[0], ci[1] - mean)
+    return mean, None
 
 
 def results_figure(rows: Sequence[dict], left: str | None = None, right: str | None = None) -> Figure:
-    """Test accuracy per method (core.results rows) as horizontal bars, best at the top: the mean over seeds
-    ± std (error bar) when known, else the seed-42 accuracy; a black tick marks the seed-42 run. Dashed lines
+    """Test accuracy per method (core.results rows) as horizontal bars, best at the top: the mean over seeds with
+    its 95% confidence interval (whisker) when known, else the seed-42 accuracy; where the seeds split into
+    groups (core.results.groups) each group's range is drawn instead, as the README table gives them, since a t
+    interval assumes one spread; a black tick marks the seed-42 run. Dashed lines
     at chance (0.1) and at the best MLP of the FashionMNIST benchmark (0.8833). The methods named `left` and
     `right` are drawn in the left/right colours; rows without an accuracy are listed last as "not trained yet"."""
     rows = list(rows)
@@ -534,25 +540,36 @@ def results_figure(rows: Sequence[dict], left: str | None = None, right: str | N
         method = r.get("method")
         color = LEFT_COLOR if method is not None and method == left else \
             RIGHT_COLOR if method is not None and method == right else NEUTRAL_COLOR
-        ax.barh(yi, acc, height=0.7, color=color, xerr=err if err else None, gid=str(r.get("method")),
+        split = [g for g in r.get("groups") or [] if finite_number(g.get("min")) is not None]
+        split = split if len(split) > 1 else []
+        ax.barh(yi, acc, height=0.7, color=color, xerr=None if err is None or split else [[err[0]], [err[1]]],
+                gid=str(r.get("method")), alpha=0.45 if split else 1.0,
                 error_kw={"ecolor": "#333333", "elinewidth": 1, "capsize": 2.5})
+        for g in split:  # each group of seeds: its range, and how many seeds
+            ax.plot([g["min"], g["max"]], [yi, yi], color="#222222", linewidth=3, solid_capstyle="round",
+                    gid="group")
+            ax.text((g["min"] + g["max"]) / 2, yi + 0.38, f"{g['n']}", ha="center", va="bottom", fontsize=6.5,
+                    color="#222222", gid="group-n")
         seed = finite_number(r.get("test_acc"))
         if seed is not None and finite_number(r.get("acc_mean")) is not None:
             ax.plot([seed], [yi], marker="|", markersize=9, markeredgewidth=1.6, color="black", gid="seed42")
             seed_marked = True
-        text = f"{acc:.3f}" + (f" ± {err:.3f}" if err else "")
-        if acc > 0.35:
+        text = f"{acc:.3f}" if not split else f"{len(split)} groups"
+        right_end = max([acc + (err[1] if err and not split else 0)] + [g["max"] for g in split])
+        if acc > 0.35 and not split:
             ax.text(acc - 0.015, yi, text, va="center", ha="right", fontsize=7.5, color="white",
                     fontweight="bold")
         else:
-            ax.text(acc + err + 0.015, yi, text, va="center", ha="left", fontsize=7.5, color="#333333")
+            ax.text(right_end + 0.015, yi, text, va="center", ha="left", fontsize=7.5, color="#333333")
     ax.axvline(CHANCE, color="#888888", linestyle="--", linewidth=1, label=f"chance ({CHANCE:g})")
     ax.axvline(BENCHMARK_BEST_MLP, color="#2b8a3e", linestyle="--", linewidth=1.2,
                label=f"best MLP in the FashionMNIST benchmark ({BENCHMARK_BEST_MLP})")
     handles = ax.get_legend_handles_labels()[0]
     if seed_marked:
         handles.append(Line2D([], [], marker="|", markersize=9, markeredgewidth=1.6, color="black",
-                              linestyle="none", label="seed 42 run (bar: mean ± std over seeds)"))
+                              linestyle="none", label="seed 42 run (bar: mean over seeds, whisker: 95% CI)"))
+        handles.append(Line2D([], [], color="#222222", linewidth=3, label="where the seeds split: each group's "
+                              "range (number: its seeds)"))
     ax.set_yticks(y, names, fontsize=8)
     ax.set_ylim(-0.6, len(ordered) - 0.4)
     ax.set_xlim(0, 1)
@@ -565,7 +582,7 @@ def results_figure(rows: Sequence[dict], left: str | None = None, right: str | N
 # ------------------------------------------------------------------------------------- Results: depth
 
 def depth_figure(rows: Sequence[dict]) -> Figure:
-    """The depth study: test accuracy (mean ± std over seeds, else test_acc) vs number of hidden layers,
+    """The depth study: test accuracy (mean over seeds with its 95% CI, else test_acc) vs number of hidden layers,
     and beside it first-layer / output mean|grad| at init vs depth on a log axis (how much of the gradient
     reaches the first layer). Missing or non-positive values are skipped."""
     fig = new_figure(8.0, 3.5)
@@ -580,6 +597,7 @@ def depth_figure(rows: Sequence[dict]) -> Figure:
     ratio = [(d, v) for d, v in ratio if v is not None and v > 0]
     if acc:
         d, a, e = zip(*acc)
+        e = np.array([x if x is not None else (0.0, 0.0) for x in e]).T  # the 95% CI below and above each mean
         bars = ax_acc.errorbar(d, a, yerr=e, color=LEFT_COLOR, marker="o", linewidth=1.8, capsize=3)
         bars.lines[0].set_gid("accuracy")
         for di, ai in zip(d, a):
@@ -607,7 +625,7 @@ def depth_figure(rows: Sequence[dict]) -> Figure:
             ax.set_xlim(min(depths) - 0.7, max(depths) + 1.1)  # room for the point labels
         ax.set_xlabel("hidden layers (sigmoid, 128 units each)", fontsize=8.5)
     ax_acc.set_ylabel("test accuracy (fraction correct)", fontsize=8.5)
-    ax_acc.set_title("Accuracy vs depth (mean ± std over seeds)", fontsize=9.5)
+    ax_acc.set_title("Accuracy vs depth (mean over seeds, 95% CI)", fontsize=9.5)
     ax_ratio.set_ylabel("hidden1 / output mean|grad| at init\n(log scale)", fontsize=8.5)
     ax_ratio.set_title("Gradient reaching the first layer vs depth", fontsize=9.5)
     fig.suptitle("Depth study: deeper sigmoid nets pass less gradient back", fontsize=11)

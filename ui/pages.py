@@ -5,11 +5,12 @@ ui.playground.
 """
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.methods import BASELINE, METHODS, Method
-from core.results import CONFIDENCE, LEARNS_AT
+from core.results import CONFIDENCE, GROUP_GAP, LEARNS_AT
 
 from . import playground as pg
 
@@ -165,6 +166,84 @@ def gradient_card(entry: Entry, numbers: dict) -> str:
             f"mean \\|gradient\\| reaching the input: **{power_of_ten(numbers['input_grad_mean_abs'])}**  \n"
             f"reaching hidden layer 1 (before its activation): "
             f"**{power_of_ten(numbers['hidden1_grad_mean_abs'])}**")
+
+
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
+
+
+def _accuracy_words(r: dict) -> str:
+    """A row's test accuracy over its seeds, as core.results.spread_text gives it, in percent."""
+    found = r.get("groups") or []
+    if len(found) > 1:
+        return f"{len(found)} groups: " + "; ".join(
+            f"{g['n']} at {_pct(g['min'])}" + (f"–{_pct(g['max'])}" if g["max"] != g["min"] else "") for g in found)
+    if r.get("acc_ci") is None or len(r["seeds"]) < 2:
+        return _pct(r["acc_mean"])
+    lo, hi = r["acc_ci"]
+    return f"{_pct(r['acc_mean'])} [{_pct(lo)}, {_pct(hi)}]"
+
+
+def results_takeaway(rows: list[dict]) -> str:
+    """Three lines on top of the Results tab, each from the committed results rows (core.results)."""
+    by = {r["method"]: r for r in rows}
+    one = [r for r in rows if len(r.get("groups") or []) <= 1]
+    lines = []
+    if "baseline" in by:
+        b = by["baseline"]
+        lines.append(f"**The deep sigmoid baseline does not learn**: {_pct(b['acc_mean'])} test accuracy (chance) on "
+                     f"all {len(b['seeds'])} seeds; at init its first layer gets {b['error_ratio_init']:.0e} of the "
+                     "error the output layer gets.")
+    top = sorted(one, key=lambda r: -r["acc_mean"])[:3]
+    if top:
+        lines.append("**Best cures**: " + ", ".join(f"{r['title']} {_accuracy_words(r)}" for r in top) +
+                     " (mean over seeds [95% confidence interval]).")
+    split = [r["title"] for r in rows if len(r.get("groups") or []) > 1]
+    if split:
+        lines.append(f"**Seed lotteries**: {', '.join(split)} land in separate groups depending on the seed, so "
+                     "one run says little about them.")
+    return "\n\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
+
+
+RESULTS_COLUMNS = [  # (header, what it means)
+    ("Method", "the network and the one thing changed from the baseline (the method cards on Compare say more)"),
+    ("Epochs", "how long it trained: 100, except the layer-wise methods (600-700: one training per stage)"),
+    ("Seeds", "how many training runs, each with its own data split, initial weights and batch order"),
+    ("Test accuracy", f"mean over the seeds and its {CONFIDENCE:.0%} confidence interval (Student's t); where the "
+                      f"runs split into groups more than {GROUP_GAP * 100:.0f} points apart, each group's range "
+                      "instead"),
+    ("Shown run", "the seed-42 run the other tabs show, and where it sits among the seeds"),
+    ("Learns", f"runs whose final validation accuracy reaches {LEARNS_AT:.0%}, twice chance"),
+    ("Error reaching layer 1", "the backpropagated error at the first hidden layer over the output layer's, at "
+                               "init → after training: near 1 the error arrives; 1e-07 means it vanished"),
+    ("Still rising", "runs whose validation accuracy was still climbing when training stopped"),
+]
+
+
+def results_table(rows: list[dict]) -> str:
+    """The Results tab's table as HTML: names, not ids; it scrolls sideways inside its own box on a phone (the
+    box is focusable, so a keyboard can scroll it too)."""
+    def esc(x) -> str:
+        return html.escape(str(x))
+    head = "".join(f'<th scope="col">{esc(h)}</th>' for h, _ in RESULTS_COLUMNS)
+    body = []
+    for r in rows:
+        n = len(r["seeds"])
+        ratio = "–" if r["error_ratio_init"] is None else f"{r['error_ratio_init']:.0e}"
+        final = "–" if r["error_ratio_final"] is None else f"{r['error_ratio_final']:.0e}"
+        cells = [f'<th scope="row">{esc(r["title"])}</th>', f"<td>{r['epochs']}</td>", f"<td>{n}</td>",
+                 f"<td>{esc(_accuracy_words(r))}</td>", f"<td>{_pct(r['test_acc'])} ({esc(r['seed42_rank'])})</td>",
+                 f"<td>{r['learned']} of {n}</td>", f"<td>{ratio} → {final}</td>", f"<td>{r['rising']} of {n}</td>"]
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="results-box" tabindex="0" role="region" aria-label="Results per method (scrolls '
+            f'sideways)"><table class="results"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody>'
+            "</table></div>")
+
+
+def results_columns() -> str:
+    return "**The columns.** " + " ".join(f"*{h}*: {w}." for h, w in RESULTS_COLUMNS) + (
+        " The README's table has every figure to four digits, the reference notebooks' numbers and each "
+        "method's training time (`python -m core results`).")
 
 
 def classify_notice(unlike_clothing: bool | None, titles: tuple[str, str], constant: tuple[bool, bool],

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.results import markdown_table
-
 from . import figures, pages, widgets
 from .classify import enlarged, notice, read, top_classes
 from .classify import explain as gradient_maps
@@ -51,6 +49,17 @@ def pickers(lab: Lab, choices) -> tuple[gr.Row, gr.Dropdown, gr.Dropdown]:
         left = widgets.RawDropdown(choices, value=DEFAULT_PAIR[0], label="Left method", scale=1, min_width=120)
         right = widgets.RawDropdown(choices, value=DEFAULT_PAIR[1], label="Right method", scale=1, min_width=120)
     return row, left, right
+
+
+def pair_from_link(demo: gr.Blocks, lab: Lab, pair: list) -> None:
+    """A shared link (?left=relu&right=tanh&stat=...&epoch=..., written by the chart) opens that pair: the
+    pickers are set from it when the page loads (the chart then restores the statistic and the epoch itself).
+    A name that is not a method here is ignored: the page opens on its default pair."""
+    def from_link(request: gr.Request):
+        query = getattr(request, "query_params", None) or {}
+        return [gr.update(value=query.get(side)) if query.get(side) in lab.entries else gr.skip()
+                for side in ("left", "right")]
+    demo.load(from_link, None, pair, api_visibility="private", queue=False, show_progress="hidden")
 
 
 def pickers_follow(tabs: gr.Tabs, row: gr.Row) -> None:
@@ -226,7 +235,12 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
         return drawn(left, right)
 
     with gr.Tab("Results"):
-        gr.Markdown(markdown_table(lab.rows) if lab.rows else pages.NO_RESULTS)
+        if lab.rows:
+            gr.Markdown(pages.results_takeaway(lab.rows), elem_id="results-takeaway")
+            gr.HTML(pages.results_table(lab.rows), elem_id="results-table")
+            gr.Markdown(pages.results_columns())
+        else:
+            gr.Markdown(pages.NO_RESULTS)
         plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
         depth = figures.depth_figure([r for r in lab.rows if r["method"] in DEPTH_STUDY])
         gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False)
