@@ -240,6 +240,16 @@ def results_table(rows: list[dict]) -> str:
             "</table></div>")
 
 
+def results_notes(rows: list[dict]) -> str:
+    """Under the table: each row's notes, as the README's table has them (a method with no init value, seed files
+    left out of its row because they are damaged or not a run of the same recipe)."""
+    lines = [f"- {r['title']} (`{r['method']}`): no init value: {r['error_ratio_init_note']}." for r in rows
+             if r.get("error_ratio_init_note")]
+    lines += [f"- {r['title']} (`{r['method']}`): left out of its row: {note}" for r in rows
+              for note in r.get("left_out") or []]
+    return "\n".join(lines)
+
+
 def results_columns() -> str:
     return "**The columns.** " + " ".join(f"*{h}*: {w}." for h, w in RESULTS_COLUMNS) + (
         " The README's table has every figure to four digits, the reference notebooks' numbers and each "

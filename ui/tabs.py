@@ -238,6 +238,8 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
         if lab.rows:
             gr.Markdown(pages.results_takeaway(lab.rows), elem_id="results-takeaway")
             gr.HTML(pages.results_table(lab.rows), elem_id="results-table")
+            if notes := pages.results_notes(lab.rows):
+                gr.Markdown(notes)
             gr.Markdown(pages.results_columns())
         else:
             gr.Markdown(pages.NO_RESULTS)
