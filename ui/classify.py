@@ -54,7 +54,7 @@ def read(lab: Lab, image, left: str, right: str) -> Reading:
     """An upload (a path, bytes, an array or a PIL image) as the models see it. Both method names are checked
     first, so an unknown one fails before any decoding (ValueError); anything that is not a usable picture is
     an ImageError, a message for the visitor."""
-    entries = lab.entry(left), lab.entry(right)
+    entries = lab.entry(left, "Left method"), lab.entry(right, "Right method")
     if image is None:
         raise ImageError("Upload, paste or pick an image first")
     x, preview = preprocess(image)

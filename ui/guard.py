@@ -23,14 +23,17 @@ CACHE_BYTES = 1_000_000_000  # Gradio's cache folder (uploads and served files) 
 CACHE_EVERY = 10.0  # seconds between two looks at the cache's size
 
 
-def client_address(scope: dict) -> str:
+def first_hop(forwarded: str | None, peer: str | None) -> str | None:
     """The client's address: the first X-Forwarded-For hop (a Space sits behind the Hub's proxy), else the
-    socket's peer. A forged header only splits one client into several, each with its own budget."""
-    for name, value in scope.get("headers") or []:
-        if name == b"x-forwarded-for":
-            return value.decode("latin-1").split(",")[0].strip() or "?"
+    socket's peer. A forged header only splits one client into several, each with its own budget or place."""
+    return (forwarded or "").split(",")[0].strip() or peer
+
+
+def client_address(scope: dict) -> str:
+    """first_hop of an ASGI request's scope; "?" when neither is known."""
+    forwarded = dict(scope.get("headers") or []).get(b"x-forwarded-for")
     client = scope.get("client")
-    return client[0] if client else "?"
+    return first_hop(forwarded.decode("latin-1") if forwarded else None, client[0] if client else None) or "?"
 
 
 class UploadBudget:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from core.methods import BASELINE, METHODS, Method
-from core.results import CONFIDENCE, GROUP_GAP, LEARNS_AT
+from core.results import CONFIDENCE, GROUP_GAP, LEARNS_AT, spread_text
 
 from . import playground as pg
 
@@ -172,18 +172,6 @@ def _pct(x: float) -> str:
     return f"{x:.1%}"
 
 
-def _accuracy_words(r: dict) -> str:
-    """A row's test accuracy over its seeds, as core.results.spread_text gives it, in percent."""
-    found = r.get("groups") or []
-    if len(found) > 1:
-        return f"{len(found)} groups: " + "; ".join(
-            f"{g['n']} at {_pct(g['min'])}" + (f"–{_pct(g['max'])}" if g["max"] != g["min"] else "") for g in found)
-    if r.get("acc_ci") is None or len(r["seeds"]) < 2:
-        return _pct(r["acc_mean"])
-    lo, hi = r["acc_ci"]
-    return f"{_pct(r['acc_mean'])} [{_pct(lo)}, {_pct(hi)}]"
-
-
 def results_takeaway(rows: list[dict]) -> str:
     """Three lines on top of the Results tab, each from the committed results rows (core.results)."""
     by = {r["method"]: r for r in rows}
@@ -196,8 +184,8 @@ def results_takeaway(rows: list[dict]) -> str:
                      "error the output layer gets.")
     top = sorted(one, key=lambda r: -r["acc_mean"])[:3]
     if top:
-        lines.append("**Best cures**: " + ", ".join(f"{r['title']} {_accuracy_words(r)}" for r in top) +
-                     " (mean over seeds [95% confidence interval]).")
+        lines.append("**Best cures**: " + ", ".join(f"{r['title']} {spread_text(r, '.1%')}" for r in top) +
+                     " (95% confidence intervals over the seeds).")
     split = [r["title"] for r in rows if len(r.get("groups") or []) > 1]
     if split:
         lines.append(f"**Seed lotteries**: {', '.join(split)} land in separate groups depending on the seed, so "
@@ -232,7 +220,8 @@ def results_table(rows: list[dict]) -> str:
         ratio = "–" if r["error_ratio_init"] is None else f"{r['error_ratio_init']:.0e}"
         final = "–" if r["error_ratio_final"] is None else f"{r['error_ratio_final']:.0e}"
         cells = [f'<th scope="row">{esc(r["title"])}</th>', f"<td>{r['epochs']}</td>", f"<td>{n}</td>",
-                 f"<td>{esc(_accuracy_words(r))}</td>", f"<td>{_pct(r['test_acc'])} ({esc(r['seed42_rank'])})</td>",
+                 f"<td>{esc(spread_text(r, '.1%'))}</td>",
+                 f"<td>{_pct(r['test_acc'])} ({esc(r['seed42_rank'])})</td>",
                  f"<td>{r['learned']} of {n}</td>", f"<td>{ratio} → {final}</td>", f"<td>{r['rising']} of {n}</td>"]
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f'<div class="results-box" tabindex="0" role="region" aria-label="Results per method (scrolls '

@@ -15,7 +15,7 @@ import anyio
 import gradio as gr
 import torch
 
-from . import pages, widgets
+from . import guard, pages, widgets
 from . import playground as pg
 from .compare import method_chart
 from .lab import Lab
@@ -32,12 +32,11 @@ WAIT_POLL = 0.5  # seconds between looks at the Playground's queue while a run w
 
 def visitor(request: gr.Request | None) -> tuple[str, ...]:
     """Who clicked Train, as the Playground's queue counts visitors: the page's session and the client's
-    address (the first X-Forwarded-For hop behind the Space's proxy). A forged header can only make one
-    client look like several, which the queue's MAX_WAITING still bounds."""
+    address (ui.guard.first_hop). A forged header can only make one client look like several, which the
+    queue's MAX_WAITING still bounds."""
     session = getattr(request, "session_hash", None)
     headers = getattr(request, "headers", None) or {}
-    forwarded = (headers.get("x-forwarded-for") or "").split(",")[0].strip()
-    host = forwarded or getattr(getattr(request, "client", None), "host", None)
+    host = guard.first_hop(headers.get("x-forwarded-for"), getattr(getattr(request, "client", None), "host", None))
     return tuple(k for k in (f"session:{session}" if session else None, f"address:{host}" if host else None) if k)
 
 

@@ -7,7 +7,6 @@ tools) say about themselves.
 """
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import gradio as gr
@@ -132,7 +131,6 @@ def classify_tab(lab: Lab, pair: list) -> None:
         Returns:
             Each method's five most likely classes with their probabilities.
         """
-        chosen(lab, left, right)
         probabilities = top_classes(read(lab, image, left, right))
         warn_unavailable(lab, left, right)
         return probabilities
@@ -153,7 +151,6 @@ def classify_tab(lab: Lab, pair: list) -> None:
             |gradient| reaching the input and hidden layer 1's pre-activation, the shared scale (or, for a method
             whose checkpoint is unavailable, "available": false and why).
         """
-        chosen(lab, left, right)
         e = gradient_maps(read(lab, image, left, right))
         warn_unavailable(lab, left, right)
         return *e.images, e.colorbar, *e.numbers
@@ -163,7 +160,7 @@ def classify_tab(lab: Lab, pair: list) -> None:
         """What the page shows for an image: both top-5s, the enlarged model input and both gradient maps with
         their scale, numbers and notes, from one reading (one event, so a bad upload gives one message, not one
         per output)."""
-        chosen(lab, left, right)
+        chosen(lab, left, right)  # (read() checks them too, but a cleared image is not read)
         if image is None:  # the image was cleared: clear what it showed
             return {}, {}, None, None, None, None, None, None, "", "", "", ""
         r = read(lab, image, left, right)
@@ -175,7 +172,6 @@ def classify_tab(lab: Lab, pair: list) -> None:
     @user_errors
     def verdict(image, left: str, right: str):
         """The Classify button's notice above the answers (its answers come from /classify)."""
-        chosen(lab, left, right)
         return notice(read(lab, image, left, right))
 
     with gr.Tab("Classify"):
@@ -223,16 +219,13 @@ def classify_tab(lab: Lab, pair: list) -> None:
 
 
 def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
-    # Drawn once per pair: the event is the page's own (private), but a script can still send it, and a redraw
-    # costs ~0.3 s of matplotlib. At most 16 x 16 pairs exist; 32 are kept.
-    @functools.lru_cache(maxsize=32)
-    def drawn(left: str, right: str):
-        return figures.image(figures.results_figure(lab.rows, left, right))
-
     @user_errors
     def results(left: str, right: str):
+        # drawn once per pair (of checked names: at most 16 x 16): the event is the page's own (private), but a
+        # script can still send it, and a redraw costs ~0.3 s of matplotlib
         chosen(lab, left, right)
-        return drawn(left, right)
+        return lab.once(("results figure", left, right),
+                        lambda: figures.image(figures.results_figure(lab.rows, left, right)))
 
     with gr.Tab("Results"):
         if lab.rows:
