@@ -92,6 +92,16 @@ function yAxis(ticksList, y, x0, x1) {
 
 const stat = () => st.data.stats.find(s => s.key === st.key) || st.data.stats[0];
 
+// The slider's position, st.epoch: an epoch, or, for a pair of unequal runs (x "share", ui.chart_data.pair_data),
+// a share of each method's own training in percent, so that both runs play from start to end together.
+const byShare = () => st.data.x === "share";
+const end = side => st.data.ends[SIDES.indexOf(side)];
+const epochAt = (side, t) => (byShare() ? (t / 100) * end(side) : t); // the side's epoch at position t
+const position = (side, e) => (byShare() ? (100 * e) / end(side) : e); // the position of the side's epoch e
+const span = () => (byShare() ? 100 : st.data.max_epoch); // the curves' axis and the slider's end
+// the last position the slider and the player reach: a Playground run in progress has trained fewer than its axis
+const lastEpoch = () => (byShare() ? 100 : st.data.last_epoch ?? st.data.max_epoch);
+
 // ---------------------------------------------------------------------------------------- per-layer bars
 function drawPanel(side) {
   const d = st.data[side], s = stat(), [full, light] = st.data.colors[side], panel = panels[side];
@@ -99,7 +109,7 @@ function drawPanel(side) {
   let sub = "", note = null;
   if (d.problem) note = d.problem_note || (d.problem === "not trained yet" ? "not trained yet" : "unavailable: see the card above");
   else if (values && values.missing) note = `${values.missing} for this checkpoint`;
-  const row = d.problem ? 0 : rowAt(d, st.epoch);
+  const row = d.problem ? 0 : rowAt(d, epochAt(side, st.epoch));
   const label = d.problem ? "" : d.labels[row];
   const now = values && values.values ? values.values[row] : null;
   const init = values && values.values ? values.values[0] : null;
@@ -200,7 +210,7 @@ function verdict(d, values, row, note, withInit) {
   const lines = [], rows = withInit ? [[0, "At init"], [row, `At ${d.labels[row]}`]] : [[row, `At ${d.labels[row]}`]];
   for (const [r, when] of rows) {
     const off = {};
-    values.notes[r].forEach((k, i) => { if (k >= 0) (off[k] = off[k] || []).push(d.layers[i]); });
+    (values.notes[r] || []).forEach((k, i) => { if (k >= 0) (off[k] = off[k] || []).push(d.layers[i]); });
     const keys = Object.keys(off);
     if (!keys.length) {
       lines.push(`<p class="vgl-verdict">${esc(when)}: ${values.predicted[r].some(isNum) ?
@@ -230,7 +240,7 @@ function table(d, s, values, row, withInit, note) {
 
 // ------------------------------------------------------------------------------------------------ curves
 function drawCurves() {
-  const data = st.data, maxE = Math.max(1, data.max_epoch);
+  const data = st.data, maxE = Math.max(1, span());
   for (const fig of root.querySelectorAll(".vgl-curve")) {
     const which = fig.dataset.curve, axis = data.curves[which], svgEl = fig.querySelector("svg");
     const width = Math.max(200, fig.clientWidth || 320), height = 190;
@@ -240,7 +250,7 @@ function drawCurves() {
     let svg = yAxis(ticks(axis.log, axis.limits, Math.floor((bottom - mt) / 28)), y, ml, width - mr);
     // whole epochs only (a Playground run of 2 epochs would get 0.5, 1.5)
     const xt = ticks(false, [0, maxE], Math.floor((width - ml) / 60)).map(([v]) => Math.round(v * 1e6) / 1e6)
-      .filter(Number.isInteger).map(v => [v, String(v)]);
+      .filter(Number.isInteger).map(v => [v, byShare() ? `${v}%` : String(v)]);
     svg += xt.map(([v, l]) => `<text class="vgl-tick" x="${x(v)}" y="${bottom + 16}" text-anchor="middle">${l}</text>`).join("");
     svg += `<line class="vgl-axisline" x1="${ml}" x2="${width - mr}" y1="${bottom}" y2="${bottom}"/>`;
     if (which === "acc") {
@@ -255,7 +265,7 @@ function drawCurves() {
         let path = "", pen = false;
         ys.forEach((v, i) => {
           if (v === null || (axis.log && v <= 0)) { pen = false; return; }
-          path += `${pen ? "L" : "M"}${x(d.epochs[i]).toFixed(1)},${y(v).toFixed(1)}`;
+          path += `${pen ? "L" : "M"}${x(position(side, d.epochs[i])).toFixed(1)},${y(v).toFixed(1)}`;
           pen = true;
         });
         svg += `<path class="vgl-line vgl-${split}" d="${path}" stroke="${color}"/>`;
@@ -272,7 +282,9 @@ function drawCurves() {
   const c = st.data.colors;
   root.querySelector(".vgl-curve-key").innerHTML =
     SIDES.map(s => `<span class="vgl-sw" style="background:${c[s][0]}"></span>${esc(st.data[s].title)}`).join(" ") +
-    `<span class="vgl-line-key">${lineKey("", "validation")}${lineKey("4 3", "train")}${testKey()}${lineKey("2 3", "chance (0.1)")}</span>`;
+    `<span class="vgl-line-key">${lineKey("", "validation")}${lineKey("4 3", "train")}${testKey()}${lineKey("2 3", "chance (0.1)")}</span>` +
+    (byShare() ? `<span class="vgl-x-note">x axis: the share of each method's own training, so both runs play ` +
+      `together: 100% = ${SIDES.map(s => `epoch ${end(s)} of ${esc(st.data[s].title)}`).join(", ")}</span>` : "");
 }
 
 // a side with a test accuracy curve (the Playground's run) names it in the key
@@ -289,10 +301,10 @@ function drawMarkers() {
     for (const side of SIDES) {
       const d = st.data[side];
       if (d.problem) continue;
-      const i = rowAt(d, st.epoch), v = (d.curves[`val_${g.which}`] || [])[i];
+      const i = rowAt(d, epochAt(side, st.epoch)), v = (d.curves[`val_${g.which}`] || [])[i];
       if (v === null || v === undefined || (g.axis.log && v <= 0)) continue;
       const t = `${d.title}, ${d.labels[i]}: validation ${g.which === "acc" ? "accuracy" : "loss"} ${exact(v)}`;
-      out += `<circle class="vgl-dot-now" ${NS_TIP}="${esc(t)}" cx="${g.x(d.epochs[i])}" cy="${g.y(v)}" r="4.5" fill="${st.data.colors[side][0]}"><title>${esc(t)}</title></circle>`;
+      out += `<circle class="vgl-dot-now" ${NS_TIP}="${esc(t)}" cx="${g.x(position(side, d.epochs[i]))}" cy="${g.y(v)}" r="4.5" fill="${st.data.colors[side][0]}"><title>${esc(t)}</title></circle>`;
     }
     m.innerHTML = out;
   }
@@ -309,7 +321,7 @@ function drawControls() {
 
 function drawEpoch() {
   slider.value = st.epoch;
-  $(".vgl-epoch-label").textContent = `epoch ${st.epoch} / ${st.data.max_epoch}`;
+  $(".vgl-epoch-label").textContent = byShare() ? `${st.epoch}% of training` : `epoch ${st.epoch} / ${st.data.max_epoch}`;
   drawPanels();
   drawMarkers();
   remember();
@@ -318,11 +330,14 @@ function drawEpoch() {
 // ------------------------------------------------------------------------------------ share and take away
 // On Compare the page's address holds the pair, the statistic and the epoch (?left=&right=&stat=&epoch=), so a
 // link opens the same view: the app sets the pickers from it (ui.tabs), the chart the statistic and epoch.
+// The page opens on the default pair and then, for a link, gets the link's pair (the app sets the pickers from
+// it): until then the address keeps the link. A link whose pair never comes (a name the app does not have) is
+// given up at the next pair that arrives.
 const COMPARE = !!root.closest("#diagnostics");
-let restored = false;
+let restored = !new URLSearchParams(location.search).get("left"), pairsSeen = 0;
 
 function remember() {
-  if (!COMPARE || !st.data || st.data.left.problem === "not trained yet" || st.playing) return;
+  if (!COMPARE || !restored || !st.data || st.data.left.problem === "not trained yet" || st.playing) return;
   const q = new URLSearchParams(location.search);
   q.set("left", st.data.left.name); q.set("right", st.data.right.name);
   q.set("stat", st.key); q.set("epoch", String(st.epoch));
@@ -332,11 +347,14 @@ function remember() {
 function restore(v) {
   if (!COMPARE || restored) return;
   const q = new URLSearchParams(location.search);
-  if (q.get("left") && (q.get("left") !== v.left.name || q.get("right") !== v.right.name)) return; // not yet
+  if (q.get("left") !== v.left.name || q.get("right") !== v.right.name) { // not yet, or never
+    restored = ++pairsSeen > 1;
+    return;
+  }
   restored = true;
   if (q.get("stat") && v.stats.some(s => s.key === q.get("stat"))) st.key = q.get("stat");
   const e = Number(q.get("epoch"));
-  if (q.get("epoch") !== null && Number.isInteger(e)) st.epoch = Math.max(0, Math.min(v.last_epoch ?? v.max_epoch, e));
+  if (q.get("epoch") !== null && Number.isInteger(e)) st.epoch = Math.max(0, Math.min(lastEpoch(), e));
 }
 
 $(".vgl-link").addEventListener("click", async ev => {
@@ -375,9 +393,6 @@ function drawAll() {
   drawCurves();
   drawEpoch();
 }
-
-// the last epoch the slider and the player reach: a Playground run in progress has trained fewer than its axis
-const lastEpoch = () => st.data.last_epoch ?? st.data.max_epoch;
 
 function setEpoch(e) {
   const next = Math.max(0, Math.min(lastEpoch(), Math.round(e)));
@@ -456,15 +471,26 @@ new ResizeObserver(() => {
 }).observe(root);
 
 // --------------------------------------------------------------------------------------------- the data
+// a side as ui.chart_data.packed sends it: each word once in d.words, {w: index} in its places
+function unpack(d) {
+  if (!d.words) return;
+  for (const s of Object.values(d.stats)) {
+    if (s.values) s.values = s.values.map(r => r.map(v => (v !== null && typeof v === "object" ? d.words[v.w] : v)));
+  }
+  delete d.words;
+}
+
 function load() {
   let v = props.value;
   if (typeof v === "string") { try { v = JSON.parse(v); } catch (e) { v = null; } }
   if (!v || !v.left || !v.right) return;
   stop();
+  SIDES.forEach(s => unpack(v[s]));
   st.data = v;
   if (!st.key || !v.stats.some(s => s.key === st.key)) st.key = v.stat;
-  slider.max = v.last_epoch ?? v.max_epoch;
-  st.epoch = v.epoch;
+  slider.max = lastEpoch();
+  slider.setAttribute("aria-label", byShare() ? "Share of each method's training shown (percent)" : "Epoch shown");
+  st.epoch = byShare() ? 100 : v.epoch;
   restore(v);
   root.classList.add("vgl-ready");
   drawAll();

@@ -58,16 +58,17 @@ def browser():
         browser.close()
 
 
-def open_page(browser, server, viewport: dict, address: str):
-    """The app in a new page, as the visitor at `address`: the Space's proxy names each client in
-    X-Forwarded-For, and the Playground allows one run per address (the desktop and the phone are two visitors)."""
+def open_page(browser, server, viewport: dict, address: str, query: str = ""):
+    """The app in a new page (at `query`, e.g. "?left=relu"), as the visitor at `address`: the Space's proxy
+    names each client in X-Forwarded-For, and the Playground allows one run per address (the desktop and the
+    phone are two visitors)."""
     page = browser.new_page(viewport=viewport, extra_http_headers={"X-Forwarded-For": address})
     page.set_default_timeout(TIMEOUT)
     page.problems = []
     page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
     page.on("console", lambda m: m.type == "error" and page.problems.append(f"console error: {m.text}"))
     page.add_init_script(RECORD_TOASTS)
-    page.goto(server.url)
+    page.goto(server.url + query)
     return page
 
 

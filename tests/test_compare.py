@@ -234,7 +234,7 @@ def test_compare_returns_chart_data_for_a_never_seen_pair(server, app_checkpoint
     assert chart["max_epoch"] == chart["epoch"] == 100
     for side, name in (("left", "tanh"), ("right", "weight_std_1")):
         m = json.loads((app_checkpoints / name / "metrics.json").read_text())
-        data = chart[side]
+        data = chart_data.unpacked(chart[side])  # (each word is sent once: chart_data.packed)
         assert data["title"] and data["epochs"] == [r["epoch"] for r in m["history"]]
         for key in chart_data.STATS:
             if key in chart_data.THEORY:  # computed from the record (test_theory_rows_are_core_theorys_gains...)
@@ -260,8 +260,9 @@ def test_theory_rows_are_core_theorys_gains_layer_by_layer(name):
         layers = history.all_layer_names(history.rows(m))
         for r in (0, 1, len(m["history"]) // 2, len(m["history"]) - 1):
             gains = {g.layer: g for g in gains_of(m["history"][r], m["config"])}
+            notes = rows["notes"][r] or [-1] * len(layers)  # None: no disagreement in the row
             for i, layer in enumerate(layers):
-                g, v, p, n = gains.get(layer), rows["values"][r][i], rows["predicted"][r][i], rows["notes"][r][i]
+                g, v, p, n = gains.get(layer), rows["values"][r][i], rows["predicted"][r][i], notes[i]
                 if g is None:
                     assert isinstance(v, str) and p is None and n == -1
                     continue
@@ -276,13 +277,13 @@ def test_theory_rows_are_core_theorys_gains_layer_by_layer(name):
 def test_batchnorm_at_init_is_flagged_and_baseline_agrees():
     bn, base = (chart_data.theory_rows(committed(n), "gain_backward") for n in ("batchnorm", "baseline"))
     assert all(k >= 0 for k in bn["notes"][0][:7]) and "BatchNorm's running statistics" in bn["reasons"][0]
-    assert all(k < 0 for row in base["notes"] for k in row)
+    assert all(row is None for row in base["notes"])
 
 
 def test_a_layerwise_method_is_thinned_to_about_a_hundred_epochs_and_keeps_every_stage_edge():
     full = chart_data.method_data("layerwise", "Layer-wise", committed("layerwise"))
     thin = chart_data.thinned(full)
-    assert len(full["epochs"]) == 701 and len(thin["epochs"]) <= chart_data.MAX_ROWS + 2 * len(full["stages"]) + 1
+    assert len(full["epochs"]) == 701 and 80 <= len(thin["epochs"]) <= chart_data.MAX_ROWS
     assert thin["epochs"][0] == 0 and thin["epochs"][-1] == 700
     for boundary in full["stages"]:  # the last epoch of a stage and the first of the next are both kept
         assert math.floor(boundary) in thin["epochs"] and math.ceil(boundary) in thin["epochs"]
@@ -294,3 +295,35 @@ def test_a_layerwise_method_is_thinned_to_about_a_hundred_epochs_and_keeps_every
                 assert thin["stats"][key]["values"][j] == stat["values"][i]
     hundred = chart_data.method_data("baseline", "Baseline", committed("baseline"))
     assert chart_data.thinned(hundred) is hundred  # 101 epochs: nothing to thin
+
+
+@pytest.mark.parametrize("name", ["baseline", "layerwise", "relu"])
+def test_packed_data_sends_each_word_once_and_unpacks_to_the_same_data(name):
+    data = chart_data.thinned(chart_data.method_data(name, name, committed(name)))
+    sent = chart_data.packed(data)
+    assert chart_data.unpacked(sent) == data
+    assert len(sent["words"]) == len(set(sent["words"]))  # each word once
+    for stat in sent["stats"].values():
+        for row in stat.get("values", []):
+            assert not any(isinstance(v, str) for v in row)  # words only by reference
+
+
+def test_a_layerwise_pair_sends_under_a_fifth_of_a_megabyte(lab):
+    """Issue 22: a layer-wise pair's chart data was 0.55-0.89 MB (0.7-2.6 s per pair change in the browser)."""
+    for pair in (("baseline", "layerwise"), ("layerwise", "layerwise_6"), ("baseline", "batchnorm")):
+        chart = chart_data.pair_data(*(compare.method_chart(lab, n) for n in pair))  # as comparison() makes it
+        size = len(json.dumps(chart, separators=(",", ":"), allow_nan=False))
+        assert size < 200_000, (pair, size)
+
+
+def test_a_pair_of_unequal_runs_is_drawn_against_each_ones_share_of_its_training():
+    base, layerwise, six = (chart_data.method_data(n, n, committed(n)) for n in ("baseline", "layerwise",
+                                                                                  "layerwise_6"))
+    unequal = chart_data.pair_data(base, layerwise)
+    assert (unequal["x"], unequal["ends"]) == ("share", [100, 700])
+    assert unequal["max_epoch"] == unequal["epoch"] == 700  # the API's epoch range stays in epochs
+    close = chart_data.pair_data(layerwise, six)  # 700 and 600 epochs: one epoch axis
+    assert (close["x"], close["ends"]) == ("epoch", [700, 600])
+    assert chart_data.pair_data(base, base)["x"] == "epoch"
+    # a Playground run (its planned epochs given) always has an epoch axis
+    assert chart_data.pair_data(base, chart_data.until(layerwise, 10), max_epoch=100)["x"] == "epoch"

@@ -335,7 +335,7 @@ def test_app_streams_one_output_per_epoch(client, app_checkpoints):
         assert f"validation accuracy **{run['curves']['val_acc'][-1]:.1%}**" in status
         if epoch < 2:  # (at the end, the status gives the whole test split's accuracy)
             assert f"test accuracy **{run['curves']['test_acc'][-1]:.1%}** (2,000 test images)" in status
-        assert chart["right"] == reference  # the reference's own data at epochs 0..2, from the first update
+        assert chart_data.unpacked(chart["right"]) == reference  # its own data at epochs 0..2, from the first update
     # the run's earlier epochs do not change as it goes on: each update's history is the previous one's, plus one
     for before, after in itertools.pairwise(chart["left"] for chart, _ in outputs):
         assert after["stats"]["grad_mean_abs"]["values"][:-1] == before["stats"]["grad_mean_abs"]["values"]

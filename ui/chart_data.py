@@ -19,7 +19,7 @@ from core import history, theory
 from .figures import CHANCE, KEY_LABELS, LEFT_COLOR, RIGHT_COLOR, lighten
 
 __all__ = ["CURVES", "DEFAULT_STAT", "NOT_RECORDED", "STATS", "Stat", "THEORY", "log_limits", "method_data",
-           "pair_data", "reasons_like_history", "theory_rows", "thinned", "until"]
+           "packed", "pair_data", "reasons_like_history", "theory_rows", "thinned", "unpacked", "until"]
 
 NOT_RECORDED = "not recorded"
 MAX_ROWS = 101  # epochs a method sends to the chart: all of a 100-epoch run's (thinned)
@@ -114,7 +114,7 @@ def _recorded(metrics: dict, key: str) -> bool:
 
 def _range(rows_of_values: list[list]) -> list[float] | None:
     """[smallest positive, largest] of the numbers, for shared axes; None if no number is positive."""
-    numbers = [v for row in rows_of_values for v in row if not isinstance(v, str)]
+    numbers = [v for row in rows_of_values for v in row if isinstance(v, (int, float))]  # not a word (or its ref)
     positive = [v for v in numbers if v > 0]
     return [min(positive), max(numbers)] if positive else None
 
@@ -130,7 +130,8 @@ def _sig(x: float | None) -> float | None:
 
 def theory_rows(metrics: dict, key: str) -> dict:
     """A THEORY statistic of every row: the measured gain per layer (or why there is none), core.theory's
-    prediction (or None), and, where the two disagree, the index of core.theory's reason in `reasons` (else -1)."""
+    prediction (or None), and, where the two disagree, the index of core.theory's reason in `reasons` (else -1;
+    a row where they agree at every layer is None)."""
     gains_of, config = THEORY[key], metrics.get("config") or {}
     hist = history.rows(metrics)
     names = history.all_layer_names(hist)
@@ -157,7 +158,7 @@ def theory_rows(metrics: dict, key: str) -> dict:
                 n.append(-1)
         values.append(v)
         predicted.append(p)
-        notes.append(n)
+        notes.append(n if any(k >= 0 for k in n) else None)  # None: theory and measurement agree at every layer
     return {"values": values, "predicted": predicted, "notes": notes, "reasons": reasons}
 
 
@@ -214,14 +215,14 @@ def until(data: dict, last_epoch: int) -> dict:
 
 
 def thinned(data: dict, max_rows: int = MAX_ROWS) -> dict:
-    """A method's data (method_data) with at most about `max_rows` of its epochs: every k-th, the last, and
-    both sides of every stage change. The chart shows the last kept row at or before the chosen epoch, and
-    labels it with its own epoch, so nothing is shown as another epoch's. A 100-epoch method is unchanged; a
-    layer-wise one's 701 epochs become ~110 (its pair's data from ~1 MB to ~0.2 MB)."""
+    """A method's data (method_data) with at most `max_rows` of its epochs: every k-th, the last, and both
+    sides of every stage change. The chart shows the last kept row at or before the chosen epoch, and labels it
+    with its own epoch, so nothing is shown as another epoch's. A 100-epoch method is unchanged; a layer-wise
+    one's 701 epochs become ~95, as many as a 100-epoch method sends."""
     n = len(data["epochs"])
     if n <= max_rows:
         return data
-    step = math.ceil(n / max_rows)
+    step = math.ceil(n / max(1, max_rows - 2 * len(data["stages"]) - 1))  # room for both sides of each stage edge
     keep = set(range(0, n, step)) | {n - 1}
     for boundary in data["stages"]:
         i = bisect.bisect_right(data["epochs"], boundary) - 1
@@ -272,20 +273,62 @@ def _loss_axis(sides: list[dict]) -> dict:
     return {"log": False, "limits": [0.0, _nice_ceiling(hi * 1.05)]}
 
 
+def packed(data: dict) -> dict:
+    """A method's data as it is sent: every word among a statistic's values (a reason there is no number) once,
+    in data["words"], and in its place {"w": its index}; the chart puts the words back on arrival (charts.js
+    unpack). A layer-wise method repeats a few reasons ("frozen", "not trained yet", ...) hundreds of times:
+    a quarter of its data."""
+    words: list[str] = []
+    index: dict[str, int] = {}
+
+    def ref(v):
+        if not isinstance(v, str):
+            return v
+        if v not in index:
+            index[v] = len(words)
+            words.append(v)
+        return {"w": index[v]}
+    stats = {key: {**stat, "values": [[ref(v) for v in row] for row in stat["values"]]} if "values" in stat else stat
+             for key, stat in data["stats"].items()}
+    return {**data, "stats": stats, "words": words}
+
+
+def unpacked(data: dict) -> dict:
+    """packed's inverse (the chart's own in JavaScript): what tests and API callers compare with method_data."""
+    words = data.get("words")
+    if words is None:
+        return data
+    back = lambda v: words[v["w"]] if isinstance(v, dict) else v  # noqa: E731
+    stats = {key: {**stat, "values": [[back(v) for v in row] for row in stat["values"]]} if "values" in stat else stat
+             for key, stat in data["stats"].items()}
+    return {k: v for k, v in {**data, "stats": stats}.items() if k != "words"}
+
+
+SHARE_RATIO = 2.0  # a pair whose runs' lengths differ by this factor or more is drawn against each one's share
+
+
 def pair_data(left: dict, right: dict, stat: str = DEFAULT_STAT, max_epoch: int | None = None,
               epoch: int | None = None) -> dict:
-    """The chart's value for a pair: both methods' data (method_data), their colours, the statistics with axes
-    shared by both sides, the epoch range and the shared curve axes.
+    """The chart's value for a pair: both methods' data (method_data, maybe packed), their colours, the statistics
+    with axes shared by both sides, the epoch range and the shared curve axes.
 
     max_epoch: the end of the epoch axis (default: the last epoch either side recorded); epoch: the epoch shown
     first, also the last one the slider and the player reach (default: max_epoch). A Playground run in
-    progress has epoch < max_epoch: its axis spans the planned epochs, its slider the ones trained so far."""
+    progress has epoch < max_epoch: its axis spans the planned epochs, its slider the ones trained so far.
+
+    x: "epoch", or "share" for a pair of unequal runs (layer-wise training's 700 epochs beside a 100-epoch
+    method, SHARE_RATIO): on one epoch axis the shorter run would fill its first seventh and then stand still,
+    so the slider and the curves run over each method's share of its own training (0-100 %), each side at its
+    own epoch (ends: each side's last epoch)."""
     sides = [left, right]
+    ends = [d["epochs"][-1] if d["epochs"] else 0 for d in sides]
+    share = max_epoch is None and min(ends) > 0 and max(ends) >= SHARE_RATIO * min(ends)
     if max_epoch is None:
-        max_epoch = max((d["epochs"][-1] for d in sides if d["epochs"]), default=0)
+        max_epoch = max(ends)
     epoch = max_epoch if epoch is None else epoch
     return {
         "left": left, "right": right,
+        "x": "share" if share else "epoch", "ends": ends,
         "colors": {"left": [LEFT_COLOR, lighten(LEFT_COLOR)], "right": [RIGHT_COLOR, lighten(RIGHT_COLOR)]},
         "stats": [{**asdict(s), "limits": _limits(s, [d["range"].get(s.key) for d in sides])}
                   for s in STATS.values()],

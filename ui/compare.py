@@ -44,10 +44,11 @@ def card(lab: Lab, name: str) -> str:
 
 
 def method_chart(lab: Lab, name: str) -> dict:
-    """The method's side of the browser chart (ui.chart_data.method_data, thinned to MAX_ROWS epochs), made once."""
+    """The method's side of the browser chart (ui.chart_data.method_data, thinned to MAX_ROWS epochs and
+    packed), made once."""
     e = lab.entry(name)
-    return lab.once(("chart", name),
-                    lambda: chart_data.thinned(chart_data.method_data(name, e.method.title, e.metrics, e.error)))
+    return lab.once(("chart", name), lambda: chart_data.packed(
+        chart_data.thinned(chart_data.method_data(name, e.method.title, e.metrics, e.error))))
 
 
 def _grid(lab: Lab) -> torch.Tensor:

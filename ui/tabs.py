@@ -112,8 +112,11 @@ def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
                 weight_change = _figure("weight-change", "Relative weight change per layer", buttons=["download"])
             # /compare's epoch range, kept for API callers; the page's epoch slider is the chart's own
             epoch = gr.Slider(0, 100, value=100, step=1, label="Epochs recorded", visible=False)
+    # always_last: a change while the page's first comparison is still on its way (a shared link sets the
+    # pickers as the page loads) runs after it; gr.on's default ("once") dropped it, and the page kept the
+    # default pair
     gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch, chart],
-          api_name="compare", concurrency_limit=4)
+          api_name="compare", concurrency_limit=4, trigger_mode="always_last")
 
 
 def classify_tab(lab: Lab, pair: list) -> None:
@@ -239,7 +242,8 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
         plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
         depth = figures.depth_figure([r for r in lab.rows if r["method"] in DEPTH_STUDY])
         gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False)
-    gr.on(pair_changes, results, pair, plot, api_visibility="private", concurrency_limit=2)
+    gr.on(pair_changes, results, pair, plot, api_visibility="private", concurrency_limit=2,
+          trigger_mode="always_last")  # (as compare's)
 
 
 def about_tab() -> None:
