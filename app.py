@@ -3,6 +3,7 @@ Space runs it), launch() does the start-up work and serves it. Nothing else: the
 ui.playground_tab's, what they show ui's other modules', the science core/'s."""
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 from pathlib import Path
@@ -13,13 +14,16 @@ from core import interrupts
 # one line and exit 130/143, as in the CLI; once serving, Gradio's own handler closes the server.
 interrupts.install()
 try:
+    # torch imported beside gradio, in a thread of its own: each is seconds of reading files and loading shared
+    # libraries, and side by side they take ~70 % of the time one after the other (bench.latency's start-up)
+    threading.Thread(target=importlib.import_module, args=("torch",), daemon=True).start()
     import gradio as gr
     import torch
     from starlette.middleware import Middleware
 
     from core.checkpoint import ROOT, clean_orphans
     from core.upload import MAX_BYTES
-    from ui import compare, guard, pages, playground_tab, tabs
+    from ui import compare, figure_cache, guard, pages, playground_tab, tabs
     from ui import playground as pg
     from ui.lab import Lab
 except KeyboardInterrupt as stopped:
@@ -61,11 +65,13 @@ def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, lab: Lab, idle: threading.Event) -> None:
-    # The pair every visitor's page opens with, composed before serving (~1-2 s), so that its answer is instant.
-    # Then, off the serving thread: the Playground's data and torch's warm-up first (pg.warm, ~2 s), so that a
-    # run started as soon as the page opens is as quick as the next ones; then every method's Compare layers
-    # (any pair is then instant too, ~15-30 s), each step held back while a Playground run trains: drawing them
-    # beside a run made it three times slower.
+    # Every method's Compare drawings from the committed file (ui.figure_cache, ~0.1 s), so that any pair is
+    # composed in milliseconds from the first request; and the pair every visitor's page opens with, composed
+    # before serving. Then, off the serving thread: the Playground's data and torch's warm-up first (pg.warm,
+    # ~2 s), so that a run started as soon as the page opens is as quick as the next ones; then whatever the
+    # file did not hold (all of it when the file is stale: ~15-30 s of drawing), each step held back while a
+    # Playground run trains: drawing beside a run made it three times slower.
+    print(figure_cache.load(lab), flush=True)
     compare.warm(lab, pairs=[compare.DEFAULT_PAIR])
     # The wait is bounded (WARM_YIELD_S per step): back-to-back runs must not hold the warm-up back for good.
     threading.Thread(target=lambda: (pg.warm(), compare.warm(lab, pause=lambda: idle.wait(WARM_YIELD_S))),

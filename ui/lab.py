@@ -50,6 +50,16 @@ class Once:
                 slot[2], slot[1] = make(), True
         return slot[2]
 
+    def put(self, key: Hashable, value) -> None:
+        """`value` for `key` unless it was made already (a value kept on disk, ui.figure_cache)."""
+        self.get(key, lambda: value)
+
+    def made(self) -> dict:
+        """Every value made so far, by key."""
+        with self._lock:
+            slots = list(self._slots.items())
+        return {key: slot[2] for key, slot in slots if slot[1]}
+
 
 class Lab:
     """Every method the app shows. A broken checkpoint is an entry with its error, never a failed start."""
@@ -87,6 +97,14 @@ class Lab:
         """make(), the first time `key` is asked for; its value from then on (figures and data are pure
         functions of the committed files)."""
         return self._made.get(key, make)
+
+    def keep(self, key: Hashable, value) -> None:
+        """`value` as what once(key) gives, unless that was made already."""
+        self._made.put(key, value)
+
+    def made(self) -> dict:
+        """What once() has made so far, by key."""
+        return self._made.made()
 
     def png_file(self, name: str, data: bytes) -> str:
         """`data` written as figure_dir/<name>.png, whole: a concurrent reader never sees half a file."""
