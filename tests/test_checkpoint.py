@@ -235,6 +235,19 @@ def test_older_and_newer_metrics_both_validate(tmp_path):
         read_metrics(tmp_path / "run.json", checkpoint=True)
 
 
+@pytest.mark.parametrize("value", [1e-46, 5e-300])
+def test_a_subnormal_layer_value_is_named(tmp_path, value):
+    """A value no float32 can hold (0 < |v| < its smallest, 1.4e-45): rejected, and the message names it."""
+    run = fake_run("relu")
+    run["history"][1]["layers"][2]["grad_mean_abs"] = value
+    write_json(tmp_path / "run.json", run, compact=True)
+    with pytest.raises(CheckpointError, match=re.escape("history[1].layers[2].grad_mean_abs: expected 0 or at least")):
+        read_metrics(tmp_path / "run.json", checkpoint=False)
+    run["history"][1]["layers"][2]["grad_mean_abs"] = 0.0  # 0 is fine
+    write_json(tmp_path / "run.json", run, compact=True)
+    assert read_metrics(tmp_path / "run.json", checkpoint=False) == run
+
+
 def test_shown_values_are_short_and_inert():
     assert schema.shown("[click](http://x) <b>") == '"\\u005bclick\\u005d\\u0028http://x\\u0029 \\u003cb\\u003e"'
     assert schema.shown("é") == '"\\u00e9"' and schema.shown(None) == "null" and schema.shown(True) == "true"
