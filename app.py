@@ -54,10 +54,10 @@ def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
         with gr.Tabs() as all_tabs:
             tabs.compare_tab(lab, pair, pair_changes)
             tabs.classify_tab(lab, pair)
-            tabs.results_tab(lab, pair, pair_changes)
+            on_results = tabs.results_tab(lab, pair, pair_changes)
             playground_tab.tab(lab, choices, idle)
             tabs.about_tab()
-        tabs.pickers_follow(all_tabs, row)
+        tabs.pickers_follow(all_tabs, row, on_results)
     # No single visitor can hold more than a few workers; the rest of the queue keeps moving. The Playground
     # waits in a queue of its own (ui.playground.RunQueue), so its runs never fill this one.
     demo.queue(default_concurrency_limit=2, max_size=64)

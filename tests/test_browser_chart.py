@@ -76,3 +76,22 @@ def test_a_link_with_a_statistic_and_an_epoch_restores_both(browser, server, app
     assert float(shown.inner_text()) == history.layer_value(history.row_at(m, 37), "hidden1", "saturation")
     assert re.search(r"epoch=37", page.url) and not page.problems, page.problems
     page.close()
+
+
+def test_the_results_figure_is_drawn_when_shown_and_follows_the_pair(browser, server):  # noqa: F811
+    """Results' figure (a pair's is ~0.3 s of matplotlib) is drawn when its tab is shown, not on every pair
+    change on Compare, and follows the pickers while it is shown."""
+    from playwright.sync_api import expect
+    page = open_page(browser, server, DESKTOP, "198.51.100.9")
+    chart(page)
+    img = page.locator(".block").filter(has=page.locator("[data-testid=block-label]",
+                                                         has_text="Test accuracy per method")).locator("img")
+    expect(img).to_have_count(0)  # not drawn while Compare is shown
+    page.get_by_role("tab", name="Results").click()
+    expect(img).to_be_visible()
+    before = img.get_attribute("src")
+    page.get_by_label("Right method").click()
+    page.get_by_role("option", name=METHODS["tanh"].title, exact=True).click()
+    expect(img).not_to_have_attribute("src", before)
+    assert not page.problems, page.problems
+    page.close()

@@ -61,11 +61,12 @@ def pair_from_link(demo: gr.Blocks, lab: Lab, pair: list) -> None:
     demo.load(from_link, None, pair, api_visibility="private", queue=False, show_progress="hidden")
 
 
-def pickers_follow(tabs: gr.Tabs, row: gr.Row) -> None:
-    """The pickers show only on the tabs where they act (PAIR_TABS): on Playground and About they did nothing."""
+def pickers_follow(tabs: gr.Tabs, row: gr.Row, on_results: gr.State) -> None:
+    """The pickers show only on the tabs where they act (PAIR_TABS): on Playground and About they did nothing.
+    `on_results`: whether the Results tab is the one shown (results_tab draws its figure only then)."""
     def shown(evt: gr.SelectData):
-        return gr.Row(visible=evt.value in PAIR_TABS)
-    tabs.select(shown, None, row, api_visibility="private", queue=False, show_progress="hidden")
+        return gr.Row(visible=evt.value in PAIR_TABS), evt.value == "Results"
+    tabs.select(shown, None, [row, on_results], api_visibility="private", queue=False, show_progress="hidden")
 
 
 def _figure(elem_id: str, label: str, **more) -> gr.Image:
@@ -221,16 +222,20 @@ def classify_tab(lab: Lab, pair: list) -> None:
                                    concurrency_limit=8)
 
 
-def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
+def results_tab(lab: Lab, pair: list, pair_changes: list) -> gr.State:
+    """The Results tab; returns the state that says whether it is the tab shown (for pickers_follow to set)."""
     @user_errors
-    def results(left: str, right: str):
-        # drawn once per pair (of checked names: at most 16 x 16): the event is the page's own (private), but a
-        # script can still send it, and a redraw costs ~0.3 s of matplotlib
+    def results(left: str, right: str, shown: bool = True):
+        # drawn when the tab is shown, once per pair (of checked names: at most 16 x 16): a new pair's figure is
+        # ~0.3 s of matplotlib, which drawn on every pair change on Compare made Compare's own answer wait
         chosen(lab, left, right)
+        if not shown:
+            return gr.skip()
         return lab.once(("results figure", left, right),
                         lambda: figures.image(figures.results_figure(lab.rows, left, right)))
 
-    with gr.Tab("Results"):
+    on_results = gr.State(False)
+    with gr.Tab("Results") as tab:
         if lab.rows:
             gr.Markdown(pages.results_takeaway(lab.rows), elem_id="results-takeaway")
             gr.HTML(pages.results_table(lab.rows), elem_id="results-table")
@@ -242,8 +247,10 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
         plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
         depth = figures.depth_figure([r for r in lab.rows if r["method"] in DEPTH_STUDY])
         gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False)
-    gr.on(pair_changes, results, pair, plot, api_visibility="private", concurrency_limit=2,
+    gr.on(pair_changes, results, [*pair, on_results], plot, api_visibility="private", concurrency_limit=2,
           trigger_mode="always_last")  # (as compare's)
+    tab.select(results, pair, plot, api_visibility="private", concurrency_limit=2, trigger_mode="always_last")
+    return on_results
 
 
 def about_tab() -> None:
