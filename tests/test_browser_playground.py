@@ -5,6 +5,7 @@ Screenshots go to tests/artifacts/ (git-ignored) for a human to look at.
 """
 from __future__ import annotations
 
+import json
 import re
 from urllib.parse import parse_qs, urlparse
 
@@ -133,6 +134,28 @@ def test_a_finished_run_downloads_as_a_checkpoint_that_loads_back(page, fashion,
     assert evaluate(model, fashion.test)[1] == pytest.approx(metrics["test_acc"], abs=1e-9)
     assert {f.name for f in folder.iterdir()} == {CONFIG, METRICS, WEIGHTS}
     full_page_screenshot(page, ARTIFACTS / "playground_share.png")
+    assert not page.problems, page.problems
+
+
+def test_a_stopped_run_downloads_as_of_its_last_epoch(page, tmp_path):
+    """Stop during a long run: the downloads appear, and the metrics say the run stopped and where."""
+    from playwright.sync_api import expect
+    for label, value in (("Epochs", "20"), ("Training images", "54000")):
+        box = page.get_by_label(f"number input for {label}")
+        box.fill(value)
+        box.press("Enter")
+    page.get_by_role("button", name="Train", exact=True).click()
+    status = page.locator("#playground-status")
+    expect(status).to_contain_text("Epoch 1/20", timeout=120_000)
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(status).to_contain_text("stopped at your request")
+    expect(page.locator("#playground-downloads")).to_be_visible()
+    with page.expect_download(timeout=TIMEOUT) as got:
+        page.locator("#playground-download-0").click()
+    got.value.save_as(tmp_path / METRICS)
+    metrics = json.loads((tmp_path / METRICS).read_text())
+    assert metrics["stopped"].startswith("stopped at your request during epoch")
+    assert 1 <= metrics["epochs"] < 20 and len(metrics["history"]) == metrics["epochs"] + 1
     assert not page.problems, page.problems
 
 

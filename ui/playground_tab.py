@@ -1,5 +1,7 @@
 """The Playground tab of the app: its settings widgets, the streamed training events (Train, Stop, a new
-reference) and their layout. UI wiring only: training is ui.playground's, the words ui.pages'.
+reference), the ended run's downloads and their layout; share() wires the ways in from outside the tab (Compare's
+Open in Playground, a link with Playground settings). UI wiring only: training and export are ui.playground's,
+the words ui.pages'.
 
 The training call itself (train) is defined here, at import: on ZeroGPU, spaces.GPU needs the decorated
 function to exist when the module is imported. Everything else a run shares lives in tab()'s closures: the
@@ -225,7 +227,8 @@ def tab(lab: Lab, choices, idle: threading.Event) -> PlaygroundTab:
                     train_button = gr.Button("Train", variant="primary")
                     stop_button = gr.Button("Stop", variant="stop")
             with gr.Column(scale=2):
-                notice = gr.Markdown(elem_id="playground-notice", visible=False)  # where the settings came from (share())
+                # where the settings came from (share()): shown once a link or Open in Playground set them
+                notice = gr.Markdown(elem_id="playground-notice", visible=False)
                 shown_status = gr.Markdown(pages.PLAYGROUND_IDLE, elem_id="playground-status")
                 # your run (left) beside the reference at the same epoch, as on Compare; before a run, the
                 # reference alone
