@@ -99,6 +99,12 @@ def test_open_in_playground_fills_the_settings_and_switches_tab(page):
     q = query(page)
     assert {k: q[k] for k in pg.to_query(settings, OPENED)} == pg.to_query(settings, OPENED)
     assert q["right"] == OPENED  # the Compare chart's own parameters are kept
+    # and the chart's writer keeps ours: a new epoch on Compare's chart rewrites only its own keys
+    page.get_by_role("tab", name="Compare").click()
+    page.locator("#diagnostics .vgl-epoch").evaluate(
+        "s => { s.value = 3; s.dispatchEvent(new Event('input', {bubbles: true})); }")
+    page.wait_for_function("new URLSearchParams(location.search).get('epoch') === '3'")
+    assert query(page) == {**q, "epoch": "3"}
     assert not page.problems, page.problems
 
 

@@ -145,7 +145,7 @@ def tab(lab: Lab, choices, idle: threading.Event) -> PlaygroundTab:
             while (place := runs.turn(ticket))[0] > 0 and not stop.is_set():  # waiting: say where, how long at most
                 if (words := pages.playground_waiting(*place)) != said:
                     said = words
-                    yield gr.skip(), words, gr.skip()
+                    yield gr.skip(), words, gr.skip(), gr.skip()
                 await anyio.sleep(WAIT_POLL)
             if stop.is_set():
                 return
