@@ -52,12 +52,14 @@ def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
         tabs.pair_from_link(demo, lab, pair)
         pair_changes = [demo.load, *(picker.change for picker in pair)]
         with gr.Tabs() as all_tabs:
-            tabs.compare_tab(lab, pair, pair_changes)
+            opens = tabs.compare_tab(lab, pair, pair_changes)
             tabs.classify_tab(lab, pair)
             on_results = tabs.results_tab(lab, pair, pair_changes)
-            playground_tab.tab(lab, choices, idle)
+            playground = playground_tab.tab(lab, choices, idle)
             tabs.about_tab()
         tabs.pickers_follow(all_tabs, row, on_results)
+        # Compare's Open in Playground buttons (each with its picker) and a link's Playground settings
+        playground_tab.share(demo, lab, playground, all_tabs, row, list(zip(pair, opens)))
     # No single visitor can hold more than a few workers; the rest of the queue keeps moving. The Playground
     # waits in a queue of its own (ui.playground.RunQueue), so its runs never fill this one.
     demo.queue(default_concurrency_limit=2, max_size=64)

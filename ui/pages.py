@@ -325,3 +325,35 @@ def playground_status(update: pg.PlaygroundUpdate, reference: dict | None, refer
                  f"{ref_row['val_acc']:.1%} (trained on {ref_images:,} images, {-(-ref_images // ref_batch)} "
                  f"steps per epoch; yours takes {steps}).")
     return head + f"\n\n*{settings_summary(update.settings)}. {update.note}*"
+
+
+# --- Playground: share and take away (Open in Playground, the address, the downloads) -------------------------
+
+OPEN_IN_PLAYGROUND = "Open in Playground"
+DOWNLOAD_LABELS = ("Metrics (JSON)", "Model (safetensors)", "Config (JSON)")  # ui.playground.EXPORT_NAMES' order
+DOWNLOADS_HELP = ("**Take it away:** the run's metrics, weights and model config, written as a checkpoint of this "
+                  "project. Saved in one folder as `metrics.json`, `model.safetensors` and `config.json`, they load "
+                  "with `core.checkpoint.load_checkpoint(folder)` (no pickle). The files stay on the server for "
+                  "about 15 minutes.")
+
+
+def _plain(phrase: str) -> str:
+    """A phrase that may quote a visitor's value (a link's parameter) as plain text: no markup survives."""
+    return "".join(c if c.isalnum() or c in " .,:;=()'/+-…→" else "?" for c in phrase)
+
+
+def opened_from_method(title: str, left_out: list[str]) -> str:
+    """The Playground's notice after Open in Playground: whose recipe the settings are, and what of it they
+    could not carry (ui.playground.from_method)."""
+    text = f"**Opened from Compare: {title}.** Its network and recipe are set below; press **Train** to run it."
+    if left_out:
+        text += " Not carried over: " + "; ".join(left_out) + "."
+    return text
+
+
+def restored_from_link(ignored: list[str]) -> str:
+    """The Playground's notice after a link set its settings (ui.playground.from_query)."""
+    text = "**Settings from the link.** Press **Train** to run them."
+    if ignored:
+        text += " Ignored (the default kept): " + "; ".join(_plain(p) for p in ignored) + "."
+    return text

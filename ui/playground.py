@@ -16,18 +16,23 @@ What a run measures, per epoch (epoch 0 = the untrained network):
 """
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 import torch
 
 from core import limits
+from core.checkpoint import CONFIG, METRICS, WEIGHTS, save_checkpoint
 from core.data import DEBIAN_DIR, HUB_DATASET, DatasetError, FashionMNIST, Split, load_fashion_mnist, load_sample
 from core.evaluate import evaluate
 from core.limits import Flag, OneOf, Real, Whole
 from core.methods import BASELINE, Method, variant
+from core.models import DeepMLP
 from core.train import on_device, train_epochs
 
 from . import chart_data
@@ -54,6 +59,7 @@ TIME_LIMIT = 180.0  # seconds; a run that takes longer stops, so one visitor can
 SHARED_LIMIT = 60.0  # seconds; a run's limit while another visitor waits: the slot turns over within a minute
 MAX_WAITING = 4  # runs that may wait for the slot; a fifth is refused at once (the wait would pass 4 minutes)
 SKIP_BLOCK = 3  # skip connections join the first and last layer of each block of 3 hidden layers
+BATCH_SIZES = (32, 64, 128, 256, 512, 1024, 2048)  # the batch sizes the tab offers (POLICY allows more, for the API)
 
 LABELS = {  # field -> what the page calls it, for the error messages
     "depth": "Depth (hidden layers)", "width": "Width (units per layer)", "activation": "Activation",
@@ -133,6 +139,102 @@ def to_method(settings: PlaygroundSettings) -> Method:
     return variant("playground", "Your network", "The network and recipe set on the Playground tab.", **changes)
 
 
+def from_method(method: Method) -> tuple[PlaygroundSettings, list[str]]:
+    """A registry method's network and recipe as Playground settings, and what of it the Playground cannot
+    express (each as a short phrase for the page: "the cosine schedule (the Playground keeps lr constant)").
+    Epochs and training images stay the Playground's defaults: a method's 100 epochs on 54,000 images do
+    not fit its time limit; that is said too. The seed is the method's."""
+    m, left_out = method.model, []
+    settings = dict(depth=m.depth, width=m.width, activation=m.activation, init_std=m.init_std, norm=m.norm,
+                    grad_norm=m.grad_norm, lr=method.lr, seed=method.seed, skips=bool(m.skips))
+    if m.skips and m.skips != skip_pairs(m.depth):
+        left_out.append(f"its skip connections {_pairs(m.skips)} (the Playground's are {_pairs(skip_pairs(m.depth))})")
+    if method.optimizer in POLICY["optimizer"].options:
+        settings["optimizer"] = method.optimizer
+    else:  # adamw: Adam with decoupled weight decay, the nearest the Playground has
+        settings["optimizer"] = "adam"
+        left_out.append(f"{method.optimizer} (Adam here)")
+    if method.weight_decay:
+        left_out.append(f"weight decay {method.weight_decay:g}")
+    if method.schedule != "constant":
+        left_out.append(f"the {method.schedule} learning-rate schedule (constant here)")
+    if method.stages:
+        left_out.append(f"layer-wise training in {len(method.stages)} stages (the whole net trains at once here)")
+        if method.head_init != "model":
+            left_out.append(f"the stages' fresh heads in nn.Linear's {method.head_init} init")
+    if method.batch_size in BATCH_SIZES:
+        settings["batch_size"] = method.batch_size
+    else:
+        left_out.append(f"batch size {method.batch_size} (the default {PlaygroundSettings().batch_size} here)")
+    defaults = PlaygroundSettings()
+    budget = method.epochs * max(1, len(method.stages))
+    left_out.append(f"its {budget:,} epochs on the whole training split ({defaults.epochs} epochs on "
+                    f"{defaults.train_size:,} images here: the Playground's time limit)")
+    return PlaygroundSettings(**settings), left_out
+
+
+def _pairs(pairs) -> str:
+    return ", ".join(f"{a}→{b}" for a, b in pairs) or "none"
+
+
+# The Playground's settings in the page's address (?tab=playground&depth=7&width=128&act=sigmoid&...): short keys,
+# none of them the Compare chart's own (left, right, stat, epoch: assets/charts.js), so either writer keeps the
+# other's. `ref` is the reference picker's method.
+URL_KEYS = {"depth": "depth", "width": "width", "act": "activation", "std": "init_std", "norm": "norm",
+            "skips": "skips", "gn": "grad_norm", "opt": "optimizer", "lr": "lr", "bs": "batch_size",
+            "epochs": "epochs", "n": "train_size"}
+URL_TAB = "playground"  # ?tab= value that opens the Playground (its gr.Tab id)
+MAX_URL_VALUE = 32  # characters: longer is no setting (and int() of a long digit string is slow)
+
+
+def to_query(settings: PlaygroundSettings, reference: str) -> dict[str, str]:
+    """The settings (and the reference) as the address's parameters, in URL_KEYS' order."""
+    def text(value):
+        return ("1" if value else "0") if isinstance(value, bool) else repr(value) if isinstance(value, float) \
+            else str(value)
+    return {"tab": URL_TAB, **{key: text(getattr(settings, name)) for key, name in URL_KEYS.items()}, "ref": reference}
+
+
+def _parsed(name: str, text: str):
+    """A parameter's text as the kind of value its setting takes; ValueError if it is not one."""
+    if len(text) > MAX_URL_VALUE:
+        raise ValueError("too long")
+    limit = POLICY[name]
+    if isinstance(limit, limits.Flag):
+        if text.lower() not in ("0", "1", "true", "false"):
+            raise ValueError("expected 1 or 0")
+        return text.lower() in ("1", "true")
+    try:
+        if isinstance(limit, limits.Whole):
+            return int(text)
+        if isinstance(limit, limits.Real):
+            return float(text)
+    except ValueError:  # int("abc")'s own words name no setting
+        what = limit.words() if isinstance(limit, limits.Whole) else f"a number {limit.words()}"
+        raise ValueError(f"{LABELS[name]} must be {what}") from None
+    return text
+
+
+def from_query(query: Mapping[str, str]) -> tuple[PlaygroundSettings, list[str]]:
+    """Settings from the address's parameters (to_query's keys; others are not the Playground's and are left
+    alone), and one phrase per parameter that was ignored ("depth=40: Depth (hidden layers) must be ..."): each
+    value is checked by PlaygroundSettings, as the tab's own inputs are, and a bad one keeps the default."""
+    good: dict[str, object] = {}
+    ignored = []
+    for key, name in URL_KEYS.items():  # in order: depth before skips, which need 3 layers
+        if (text := query.get(key)) is None:
+            continue
+        try:
+            value = _parsed(name, text)
+            if name == "batch_size" and value not in BATCH_SIZES:
+                raise ValueError(f"{LABELS[name]} must be one of {', '.join(map(str, BATCH_SIZES))}")
+            PlaygroundSettings(**{**good, name: value})
+            good[name] = value
+        except ValueError as e:
+            ignored.append(f"{key}={text[:MAX_URL_VALUE]!r}: {str(e).rstrip('.') or 'not a value'}")
+    return PlaygroundSettings(**good), ignored
+
+
 # ------------------------------------------------------------------------------------------------ data
 
 _full: dict[int, FashionMNIST | None] = {}
@@ -204,6 +306,9 @@ class PlaygroundUpdate:
     done: bool = False  # nothing follows this update
     final_test_acc: float | None = None  # on the whole test split, once a run has completed
     test_size: int = 0  # images in the whole test split
+    # the network as it was after `epoch` (a copy on the CPU, taken when the epoch ended: a stopped run's model
+    # is the last finished epoch's, not the half-trained one), for export_run; not part of the run's numbers
+    model: DeepMLP | None = field(default=None, compare=False, repr=False)
 
     @property
     def val_acc(self) -> float:
@@ -318,6 +423,15 @@ class RunQueue:
         return left
 
 
+def _snapshot(model: DeepMLP) -> DeepMLP:
+    """A copy of `model` on the CPU, in eval mode, without its training-time hooks. Built under fork_rng: a new
+    DeepMLP initializes its weights from torch's global RNG, which the run goes on drawing its batches from."""
+    with torch.random.fork_rng(devices=[]):
+        copy_ = DeepMLP(model.config)
+    copy_.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return copy_.eval()
+
+
 def stream_training(settings: PlaygroundSettings, stop: threading.Event | None = None,
                     time_limit: float = TIME_LIMIT, device: str = "cpu"):
     """Train `settings` and yield a PlaygroundUpdate for epoch 0 and after every epoch.
@@ -348,8 +462,9 @@ def stream_training(settings: PlaygroundSettings, stop: threading.Event | None =
         epoch = step.record["epoch"]
         done = epoch == step.total_epochs or step.stopped is not None
         final = evaluate(step.model, data.test)[1] if done else None
+        snapshot = _snapshot(step.model)
         last = PlaygroundUpdate(epoch, step.total_epochs, tuple(history), tuple(test_accs), settings, config,
-                                note, time.monotonic() - start, step.stopped, done, final, len(data.test))
+                                note, time.monotonic() - start, step.stopped, done, final, len(data.test), snapshot)
         yield last
         if last.done:
             return
@@ -366,6 +481,46 @@ def warm() -> None:
     FashionMNIST and torch's one-time start-up of training (`python -m bench.playground_speed` times both)."""
     for _ in stream_training(PlaygroundSettings(depth=2, width=8, epochs=1, train_size=POLICY["train_size"].lo)):
         pass
+
+
+# ---------------------------------------------------------------------------------------------- export
+
+EXPORT_NAMES = {METRICS: "playground-metrics.json", WEIGHTS: "playground-model.safetensors",
+                CONFIG: "playground-config.json"}  # checkpoint file -> the name a visitor downloads it under
+
+
+def run_record(update: PlaygroundUpdate) -> dict:
+    """A finished (or stopped) run as a checkpoint's metrics.json, the fields `python -m core train` writes:
+    the recipe as a registry Method's hyperparameters, the history, and the exported model's loss and accuracy
+    on the whole test split (measured here: a stopped run has only its probe's), so that core.checkpoint reads
+    it like any checkpoint. "limit" is how many training images it used."""
+    method = to_method(update.settings)
+    data, _ = playground_data(update.settings.train_size, update.settings.seed)
+    test_loss, test_acc = evaluate(update.model, data.test)
+    return {"method": "playground", "seed": update.settings.seed, "config": method.hyperparameters(),
+            "epochs": update.epoch, "train_seconds": round(update.seconds, 2), "test_acc": test_acc,
+            "test_loss": test_loss if math.isfinite(test_loss) else None, "stopped": update.stopped,
+            "data_source": update.config["data_source"], "limit": update.config["train_size"],
+            "torch_version": torch.__version__, "history": list(update.history)}
+
+
+def export_run(update: PlaygroundUpdate, folder: Path) -> list[Path]:
+    """Write the run as a checkpoint (core.checkpoint.save_checkpoint: safetensors and JSON, each file complete
+    before it takes its name) into folder/checkpoint, and return the three files under their download names
+    (EXPORT_NAMES' order: metrics, weights, config), hard links made once the checkpoint is whole. Put back
+    under their checkpoint names in one folder, they load with core.checkpoint.load_checkpoint."""
+    if update.model is None:
+        raise ValueError("This run has no model to export (it ended before its first epoch).")
+    if not all(torch.isfinite(v).all() for v in update.model.state_dict().values() if v.is_floating_point()):
+        raise ValueError("This run's weights are not finite numbers (its loss diverged): there is no model to "
+                         "download. Try a smaller learning rate.")
+    folder = Path(folder)
+    saved = save_checkpoint(update.model, run_record(update), folder / "checkpoint")
+    paths = []
+    for name, shown_as in EXPORT_NAMES.items():
+        os.link(saved / name, folder / shown_as)
+        paths.append(folder / shown_as)
+    return paths
 
 
 # ------------------------------------------------------------------------------------------------ chart

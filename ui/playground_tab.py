@@ -1,5 +1,7 @@
 """The Playground tab of the app: its settings widgets, the streamed training events (Train, Stop, a new
-reference) and their layout. UI wiring only: training is ui.playground's, the words ui.pages'.
+reference), the ended run's downloads and their layout; share() wires the ways in from outside the tab (Compare's
+Open in Playground, a link with Playground settings). UI wiring only: training and export are ui.playground's,
+the words ui.pages'.
 
 The training call itself (train) is defined here, at import: on ZeroGPU, spaces.GPU needs the decorated
 function to exist when the module is imported. Everything else a run shares lives in tab()'s closures: the
@@ -8,8 +10,10 @@ app's Lab, the sessions' stop switches and the app's `idle` event.
 from __future__ import annotations
 
 import json
+import tempfile
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import anyio
 import gradio as gr
@@ -72,11 +76,36 @@ def playground_controls() -> dict[str, gr.components.Component]:
         "lr": widgets.RawNumber(d.lr, label=f"Learning rate (0 < lr ≤ {policy['lr'].hi:g})"),
         "epochs": slider("epochs", 1, "Epochs"),
         "train_size": slider("train_size", 500, "Training images"),
-        "batch_size": widgets.RawDropdown([32, 64, 128, 256, 512, 1024, 2048], value=d.batch_size, label="Batch size"),
+        "batch_size": widgets.RawDropdown(list(pg.BATCH_SIZES), value=d.batch_size, label="Batch size"),
     }
 
 
-def tab(lab: Lab, choices, idle: threading.Event) -> None:
+@dataclass
+class PlaygroundTab:
+    """What share() wires from other tabs into the Playground: its settings widgets (by field name), the
+    reference picker, its notice, and its gr.Tab id."""
+    controls: dict[str, gr.components.Component]
+    reference: gr.Dropdown
+    notice: gr.Markdown
+    id: str = pg.URL_TAB
+
+
+def url_js(returns: str | None = None) -> str:
+    """Browser code that writes the Playground's settings into the address (ui.playground.to_query's keys; the
+    inputs are the widgets of URL_KEYS' settings in that order, then the reference), keeping every other
+    parameter (the Compare chart's pair, statistic and epoch). It returns `returns` (a JSON value) for the
+    event's output, if any."""
+    keys = json.dumps(list(pg.URL_KEYS))
+    back = f"return {returns};" if returns is not None else ""
+    return (f"(...values) => {{ const keys = {keys}; const q = new URLSearchParams(location.search); "
+            f"q.set('tab', {json.dumps(pg.URL_TAB)}); "
+            "keys.forEach((k, i) => q.set(k, typeof values[i] === 'boolean' ? (values[i] ? '1' : '0') "
+            ": String(values[i]))); "
+            "q.set('ref', String(values[keys.length])); "
+            f"history.replaceState(null, '', `${{location.pathname}}?${{q}}`); {back} }}")
+
+
+def tab(lab: Lab, choices, idle: threading.Event) -> PlaygroundTab:
     """The Playground tab and its events. `lab`: the pre-trained methods a run is shown beside; `idle`: cleared
     while a run trains (the app's start-up work waits for it between steps)."""
     stops: dict[str, threading.Event] = {}  # session hash -> the stop switch of its running training
@@ -116,14 +145,17 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
             while (place := runs.turn(ticket))[0] > 0 and not stop.is_set():  # waiting: say where, how long at most
                 if (words := pages.playground_waiting(*place)) != said:
                     said = words
-                    yield gr.skip(), words, gr.skip()
+                    yield gr.skip(), words, gr.skip(), gr.skip()
                 await anyio.sleep(WAIT_POLL)
             if stop.is_set():
                 return
             idle.clear()
             steps = train(settings, stop, stop.limit)  # the ZeroGPU duration follows the limit it starts with
             while (update := await anyio.to_thread.run_sync(next, steps, None, abandon_on_cancel=True)) is not None:
-                yield pg.chart(update, ref), status(update, reference), (update, reference)
+                # `last` without the model (it is kept for every session), `finished` with it until the
+                # downloads are written (offer_downloads then drops it)
+                yield (pg.chart(update, ref), status(update, reference), (replace(update, model=None), reference),
+                       update)
         finally:
             stop.set()  # finished, failed, cancelled or disconnected: the training thread stops within a batch
             try:
@@ -168,7 +200,23 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
             return pg.chart(None, reference_data(reference)), gr.skip()
         return pg.chart(last[0], reference_data(reference)), status(last[0], reference)
 
-    with gr.Tab("Playground"):
+    @user_errors
+    def offer_downloads(finished: pg.PlaygroundUpdate | None):
+        """The ended run's files for the download buttons, written into a temp folder of this run
+        (pg.export_run), which is removed once Gradio has copied them into its cache: after this generator's
+        only update has been sent, when Gradio asks it for the next. The run's model is dropped from the
+        session's state. A run Stop ended (its last update is not `done`) is exported as of its last epoch."""
+        if finished is None or finished.model is None:  # no run ended since the last export
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), None
+            return
+        if not finished.done:
+            why = f"stopped at your request during epoch {finished.epoch + 1}"
+            finished = replace(finished, done=True, stopped=why)
+        with tempfile.TemporaryDirectory(prefix="vgl-playground-") as folder:
+            files = pg.export_run(finished, Path(folder))
+            yield (gr.Column(visible=True), *(gr.DownloadButton(value=str(path)) for path in files), None)
+
+    with gr.Tab("Playground", id=pg.URL_TAB):
         gr.Markdown(pages.PLAYGROUND_INTRO)
         with gr.Row():
             with gr.Column(scale=1, min_width=300):
@@ -179,12 +227,22 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
                     train_button = gr.Button("Train", variant="primary")
                     stop_button = gr.Button("Stop", variant="stop")
             with gr.Column(scale=2):
+                # where the settings came from (share()): shown once a link or Open in Playground set them
+                notice = gr.Markdown(elem_id="playground-notice", visible=False)
                 shown_status = gr.Markdown(pages.PLAYGROUND_IDLE, elem_id="playground-status")
                 # your run (left) beside the reference at the same epoch, as on Compare; before a run, the
                 # reference alone
                 chart = widgets.chart(pg.chart(None, reference_data("baseline")), "playground-chart",
                                       "Your network vs the reference: per-layer diagnostics and training curves (data)")
+                # the ended run's files, shown once a run has ended (offer_downloads)
+                with gr.Column(visible=False, elem_id="playground-downloads") as downloads_box:
+                    gr.Markdown(pages.DOWNLOADS_HELP)
+                    with gr.Row():
+                        downloads = [gr.DownloadButton(label, size="sm", min_width=120,
+                                                       elem_id=f"playground-download-{i}")
+                                     for i, label in enumerate(pages.DOWNLOAD_LABELS)]
         last = gr.State(None)  # (last update, reference) of the session's run: for Stop and redraws
+        finished = gr.State(None)  # the run's latest update with its model, until its files are written
     shown = [chart, shown_status]
     # One Playground run at a time for everyone, but in the Playground's own queue (pg.RunQueue), not Gradio's:
     # every Train click reaches playground() at once (no concurrency limit: a waiting run is an async sleep, no
@@ -194,13 +252,61 @@ def tab(lab: Lab, choices, idle: threading.Event) -> None:
     # the status says at once that the click was taken (in the browser, with no request); the run's updates
     # replace it, and if none comes (a refused setting, a run dropped from the queue) the text it replaced
     # comes back
-    train_button.click(None, None, shown_status, js=f"() => {json.dumps(pages.PLAYGROUND_STARTING)}",
+    # The click also writes the settings into the page's address (url_js), so the address is a link to them.
+    in_url = [controls[name] for name in pg.URL_KEYS.values()] + [reference]
+    train_button.click(None, in_url, shown_status, js=url_js(json.dumps(pages.PLAYGROUND_STARTING)),
                        api_visibility="private")
+    train_button.click(lambda: gr.Column(visible=False), None, downloads_box, api_visibility="private",
+                       queue=False, show_progress="hidden")  # the previous run's files go with it
     training = train_button.click(
-        playground, inputs_kwargs={**controls, "reference": reference}, outputs=[*shown, last], api_name="playground",
-        api_visibility="undocumented", concurrency_limit=None, concurrency_id="playground", show_progress_on=[chart])
+        playground, inputs_kwargs={**controls, "reference": reference}, outputs=[*shown, last, finished],
+        api_name="playground", api_visibility="undocumented", concurrency_limit=None, concurrency_id="playground",
+        show_progress_on=[chart])
+    offered = [downloads_box, *downloads, finished]
+    training.success(offer_downloads, finished, offered, api_visibility="private", concurrency_limit=2,
+                     show_progress="hidden")
     training.failure(playground_ended, last, shown_status, api_visibility="private", concurrency_limit=None,
                      concurrency_id="playground_stop")
     stop_button.click(stop_playground, last, shown_status, api_name="playground_stop", api_visibility="undocumented",
-                      cancels=[training], concurrency_limit=None, concurrency_id="playground_stop")
+                      cancels=[training], concurrency_limit=None, concurrency_id="playground_stop").then(
+        offer_downloads, finished, offered, api_visibility="private", concurrency_limit=2, show_progress="hidden")
     reference.change(redraw_playground, [last, reference], shown, api_visibility="private", concurrency_limit=2)
+    return PlaygroundTab(controls, reference, notice)
+
+
+def share(demo: gr.Blocks, lab: Lab, playground: PlaygroundTab, tabs: gr.Tabs, pickers: gr.Row,
+          opens: list[tuple[gr.Dropdown, gr.Button]]) -> None:
+    """The ways into the Playground from outside it: each (picker, button) of `opens` (Compare's Open in
+    Playground under each card) fills its settings with the picked method's recipe (pg.from_method) and makes
+    that method the reference; a link with ?tab=playground&... (pg.to_query, written by Train) restores its
+    settings when the page opens. Both select the Playground tab and hide the method pickers, as
+    ui.tabs.pickers_follow does when a visitor selects it (a tab selected by an event sends no select)."""
+    names = list(playground.controls)
+    filled = [*playground.controls.values(), playground.reference, tabs, pickers, playground.notice]
+
+    def shown(settings: pg.PlaygroundSettings, reference, notice: str) -> list:
+        return [*(gr.update(value=getattr(settings, name)) for name in names), reference,
+                gr.Tabs(selected=playground.id), gr.Row(visible=False), gr.Markdown(notice, visible=True)]
+
+    @user_errors
+    def open_method(name: str):
+        entry = lab.entry(name, "Method")  # the picker's value arrives unchecked (widgets.RawDropdown)
+        settings, left_out = pg.from_method(entry.method)
+        return shown(settings, gr.update(value=name), pages.opened_from_method(entry.method.title, left_out))
+
+    def from_link(request: gr.Request):
+        query = getattr(request, "query_params", None) or {}
+        if query.get("tab") != playground.id:
+            return [gr.skip()] * len(filled)
+        settings, ignored = pg.from_query(query)
+        ref = query.get("ref")
+        if ref is not None and ref not in lab.entries:
+            ignored.append("ref: not one of the methods here")
+        reference = gr.update(value=ref) if ref in lab.entries else gr.skip()
+        return shown(settings, reference, pages.restored_from_link(ignored))
+
+    in_url = [playground.controls[name] for name in pg.URL_KEYS.values()] + [playground.reference]
+    for picker, button in opens:
+        button.click(open_method, picker, filled, api_visibility="private", queue=False).success(
+            None, in_url, None, js=url_js(), api_visibility="private")
+    demo.load(from_link, None, filled, api_visibility="private", queue=False, show_progress="hidden")

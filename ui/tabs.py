@@ -74,7 +74,9 @@ def _figure(elem_id: str, label: str, **more) -> gr.Image:
     return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False, **more)
 
 
-def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
+def compare_tab(lab: Lab, pair: list, pair_changes: list) -> list[gr.Button]:
+    """The Compare tab; returns the Open in Playground button under each card (left, right), which
+    ui.playground_tab.share wires to the Playground."""
     @user_errors
     def compare(left: str, right: str):
         """Compare two trained methods of the Vanishing Gradient Lab (a 7-layer sigmoid MLP on FashionMNIST and its
@@ -100,7 +102,11 @@ def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
         # the chart first: the first screen shows both methods' gradient flow; what each method is comes under it
         chart = widgets.chart(None, "diagnostics", "Per-layer diagnostics and training curves (data)")
         with gr.Row():
-            cards = [gr.Markdown(elem_classes="card"), gr.Markdown(elem_classes="card")]
+            cards, opens = [], []
+            for side in ("left", "right"):
+                with gr.Column(min_width=280):
+                    cards.append(gr.Markdown(elem_classes="card"))
+                    opens.append(gr.Button(pages.OPEN_IN_PLAYGROUND, size="sm", elem_id=f"open-{side}"))
         with gr.Row():
             # min_width: one grid per row on a phone, where two side by side would be too small to read
             predictions = [_figure("preds-left", "Predictions (left)", min_width=360, buttons=["fullscreen"]),
@@ -118,6 +124,7 @@ def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
     # default pair
     gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch, chart],
           api_name="compare", concurrency_limit=4, trigger_mode="always_last")
+    return opens
 
 
 def classify_tab(lab: Lab, pair: list) -> None:
