@@ -166,3 +166,8 @@ def test_a_diverged_run_has_no_model_to_export(finished, tmp_path):
         next(broken.parameters()).fill_(float("nan"))
     with pytest.raises(ValueError, match="not finite"):
         pg.export_run(replace(finished, model=broken), tmp_path / "run")
+
+
+def test_one_epoch_is_said_in_the_singular():
+    assert pages.settings_summary(pg.PlaygroundSettings(epochs=1)).endswith("1 epoch on 10,000 images")
+    assert pages.settings_summary(pg.PlaygroundSettings(epochs=2)).endswith("2 epochs on 10,000 images")

@@ -74,7 +74,8 @@ def hyperparameters(method: Method, train_size: int | None = None) -> str:
         parts.append(f"weight decay {method.weight_decay:g}")
     if method.schedule != "constant":
         parts.append(f"{method.schedule} lr schedule")
-    epochs = f"{len(method.stages)} stages x {method.epochs} epochs" if method.stages else f"{method.epochs} epochs"
+    word = "epoch" if method.epochs == 1 else "epochs"
+    epochs = f"{len(method.stages)} stages x {method.epochs} {word}" if method.stages else f"{method.epochs} {word}"
     parts.append(epochs if train_size is None else f"{epochs} on {train_size:,} images")
     return " · ".join(parts)
 
