@@ -257,7 +257,7 @@ def test_the_epoch_slider_and_the_statistic_selector_redraw_in_place(phone, serv
 
 def test_classify_an_upload(page):
     from playwright.sync_api import expect
-    page.get_by_role("tab", name="Classify").click()
+    tab_button(page, "Classify").click()
     page.locator("input[type=file]").set_input_files(ROOT / "assets" / "examples" / "1_trouser.png")
     left, right = page.locator("[data-testid=label]").nth(0), page.locator("[data-testid=label]").nth(1)
     for out in (left, right):
@@ -287,7 +287,7 @@ def test_results_tab(page, app_checkpoints):
     """The accuracy figure of every committed method, drawn for the pair chosen on Compare: the left method's
     bar blue, the right one's orange; the table above it."""
     from playwright.sync_api import expect
-    page.get_by_role("tab", name="Results").click()
+    tab_button(page, "Results").click()
     img = block(page, "Test accuracy per method").locator("img")
     expect(img).to_be_visible()
     assert loaded(img)
@@ -309,9 +309,9 @@ def test_results_on_a_phone_scroll_in_their_own_box(phone):
     columns are readable (no one-letter-wide column); every tab is in the bar, none behind a menu."""
     from playwright.sync_api import expect
     for name in ("Compare", "Classify", "Results", "Playground", "About"):
-        expect(phone.get_by_role("tab", name=name)).to_be_visible()
+        expect(tab_button(phone, name)).to_be_visible()
     expect(phone.get_by_role("button", name="More tabs")).to_be_hidden()
-    phone.get_by_role("tab", name="Results").click()
+    tab_button(phone, "Results").click()
     box = phone.locator("#results-table .results-box")
     expect(box).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
@@ -321,7 +321,7 @@ def test_results_on_a_phone_scroll_in_their_own_box(phone):
     narrowest = min(th.bounding_box()["width"] for th in phone.locator("#results-table thead th").all())
     assert narrowest >= 40, narrowest
     phone.screenshot(path=ARTIFACTS / "results_phone.png")
-    phone.get_by_role("tab", name="Compare").click()
+    tab_button(phone, "Compare").click()
 
 
 def test_the_first_screen_shows_both_gradient_flows_and_pickers_only_where_they_act(page, phone):
@@ -329,7 +329,7 @@ def test_the_first_screen_shows_both_gradient_flows_and_pickers_only_where_they_
     the method pickers show on Compare, Classify and Results, not on Playground or About."""
     from playwright.sync_api import expect
     for p, height in ((page, 800), (phone, PHONE["height"])):
-        p.get_by_role("tab", name="Compare").click()
+        tab_button(p, "Compare").click()
         bars = chart(p).locator(".vgl-panel[data-side=left] svg.vgl-bars")
         expect(bars).to_be_visible()
         p.evaluate("window.scrollTo(0, 0)")
@@ -337,19 +337,23 @@ def test_the_first_screen_shows_both_gradient_flows_and_pickers_only_where_they_
         # one's below it)
         assert bars.bounding_box()["y"] < height - 150, bars.bounding_box()
         for tab, shown in (("Playground", False), ("About", False), ("Classify", True)):
-            p.get_by_role("tab", name=tab).click()
+            tab_button(p, tab).click()
             picker = p.get_by_label("Left method")
             expect(picker).to_be_visible() if shown else expect(picker).to_be_hidden()
-        p.get_by_role("tab", name="Compare").click()
+        tab_button(p, "Compare").click()
 
 
 # --- Playground ----------------------------------------------------------------------------------------------
 
+def tab_button(page, name: str):
+    """The tab bar's button `name`: the visible one (gradio draws each twice while it measures the bar)."""
+    return page.locator("[role=tab]:visible", has_text=re.compile(f"^{re.escape(name)}$")).first
+
+
 def open_tab(page, name: str) -> None:
     """Click a tab: in the tab bar, or on a phone, where the last tabs sit under "More tabs", in that menu."""
     page.get_by_role("tab").first.wait_for()  # the tab bar is drawn
-    # the visible one: while the bar redraws (a tab selected by an event), gradio briefly has two of each
-    tab = page.locator("[role=tab]:visible", has_text=re.compile(f"^{re.escape(name)}$")).first
+    tab = tab_button(page, name)
     if not tab.count():
         page.get_by_role("button", name="More tabs").click()
         tab = page.locator("button", has_text=name).last

@@ -9,7 +9,7 @@ import pytest
 
 from core import history
 from core.methods import METHODS
-from tests.test_browser import ARTIFACTS, browser, chart, metrics_of, open_page  # noqa: F401 - browser: a fixture
+from tests.test_browser import ARTIFACTS, browser, chart, metrics_of, open_page, tab_button  # noqa: F401
 from ui import chart_data
 
 pytestmark = [pytest.mark.app, pytest.mark.browser]
@@ -87,7 +87,7 @@ def test_the_results_figure_is_drawn_when_shown_and_follows_the_pair(browser, se
     img = page.locator(".block").filter(has=page.locator("[data-testid=block-label]",
                                                          has_text="Test accuracy per method")).locator("img")
     expect(img).to_have_count(0)  # not drawn while Compare is shown
-    page.get_by_role("tab", name="Results").click()
+    tab_button(page, "Results").click()
     expect(img).to_be_visible()
     before = img.get_attribute("src")
     page.get_by_label("Right method").click()

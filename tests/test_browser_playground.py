@@ -15,7 +15,7 @@ from core.checkpoint import CONFIG, METRICS, WEIGHTS, load_checkpoint
 from core.evaluate import evaluate
 from core.methods import METHODS
 from tests import test_browser as shared
-from tests.test_browser import ARTIFACTS, PHONE, TIMEOUT, full_page_screenshot, open_page, open_tab, pick
+from tests.test_browser import ARTIFACTS, PHONE, TIMEOUT, full_page_screenshot, open_page, open_tab, pick, tab_button
 from ui import pages
 from ui import playground as pg
 
@@ -84,7 +84,7 @@ def test_open_in_playground_fills_the_settings_and_switches_tab(page):
     pick(page, "Right method", METHODS[OPENED].title)
     expect(page.locator("#diagnostics .vgl-panel[data-side=right] .vgl-title")).to_have_text(METHODS[OPENED].title)
     page.locator("#open-right").click()
-    expect(page.get_by_role("tab", name="Playground")).to_have_attribute("aria-selected", "true")
+    expect(tab_button(page, "Playground")).to_have_attribute("aria-selected", "true")
     expect(page.get_by_label("Left method")).to_be_hidden()
     notice = page.locator("#playground-notice")
     expect(notice).to_contain_text(f"Opened from Compare: {METHODS[OPENED].title}")
@@ -100,7 +100,7 @@ def test_open_in_playground_fills_the_settings_and_switches_tab(page):
     assert {k: q[k] for k in pg.to_query(settings, OPENED)} == pg.to_query(settings, OPENED)
     assert q["right"] == OPENED  # the Compare chart's own parameters are kept
     # and the chart's writer keeps ours: a new epoch on Compare's chart rewrites only its own keys
-    page.get_by_role("tab", name="Compare").click()
+    tab_button(page, "Compare").click()
     page.locator("#diagnostics .vgl-epoch").evaluate(
         "s => { s.value = 3; s.dispatchEvent(new Event('input', {bubbles: true})); }")
     page.wait_for_function("new URLSearchParams(location.search).get('epoch') === '3'")
@@ -171,7 +171,7 @@ def test_a_link_restores_the_playground_settings_on_a_phone(phone, server):
     from playwright.sync_api import expect
     phone.goto(f"{server.url}?tab=playground&depth=3&width=32&act=tanh&gn=1&opt=adam&lr=abc&bs=64&epochs=1"
                "&n=500&ref=relu&left=baseline&right=relu")
-    expect(phone.get_by_role("tab", name="Playground")).to_have_attribute("aria-selected", "true")
+    expect(tab_button(phone, "Playground")).to_have_attribute("aria-selected", "true")
     expect(phone.locator("#playground-notice")).to_contain_text("Settings from the link")
     expect(phone.locator("#playground-notice")).to_contain_text("lr=")
     expected = pg.PlaygroundSettings(depth=3, width=32, activation="tanh", grad_norm=True, optimizer="adam",
@@ -190,4 +190,9 @@ def test_a_link_restores_the_playground_settings_on_a_phone(phone, server):
     full_page_screenshot(phone, ARTIFACTS / "playground_share_phone.png")
     downloads.scroll_into_view_if_needed()
     phone.screenshot(path=ARTIFACTS / "playground_share_phone_downloads.png")
+    # back on Compare, the address no longer says "open the Playground" (its settings may stay: inert there)
+    assert "tab=playground" in phone.url
+    open_tab(phone, "Compare")
+    phone.wait_for_function("() => !location.search.includes('tab=')")
+    assert "left=baseline" in phone.url
     assert not phone.problems, phone.problems

@@ -67,6 +67,18 @@ def pickers_follow(tabs: gr.Tabs, row: gr.Row, on_results: gr.State) -> None:
     def shown(evt: gr.SelectData):
         return gr.Row(visible=evt.value in PAIR_TABS), evt.value == "Results"
     tabs.select(shown, None, [row, on_results], api_visibility="private", queue=False, show_progress="hidden")
+    tabs.select(None, None, None, js=FORGET_TAB, api_visibility="private")
+
+
+# A link's ?tab=playground (ui.playground_tab.url_js) leaves the address when the visitor goes to another tab: a
+# link copied there must open where it was copied. (Read after the tab bar has marked its new tab.)
+FORGET_TAB = """() => { setTimeout(() => {
+  const on = document.querySelector('[role=tab][aria-selected=true]'), q = new URLSearchParams(location.search);
+  if (on && on.dataset.tabId !== q.get('tab') && q.has('tab')) {
+    q.delete('tab');
+    history.replaceState(null, '', `${location.pathname}?${q}`);
+  }
+}, 0); }"""
 
 
 def _figure(elem_id: str, label: str, **more) -> gr.Image:
