@@ -11,6 +11,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from core import examples
+from core.data import CLASSES
+
 from . import figures, pages, widgets
 from .classify import enlarged, notice, read, top_classes
 from .classify import explain as gradient_maps
@@ -69,8 +72,10 @@ def pickers_follow(tabs: gr.Tabs, row: gr.Row) -> None:
 
 
 def _figure(elem_id: str, label: str, **more) -> gr.Image:
-    """A Compare figure: shown without its label (the figure has a title of its own), found by its elem_id."""
-    return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False, **more)
+    """A Compare figure: shown without its label (the figure has a title of its own), found by its elem_id. The
+    label is its text alternative too (an image without one is a button without a name to a screen reader)."""
+    return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False,
+                    alt_text=label, **more)
 
 
 def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
@@ -112,8 +117,30 @@ def compare_tab(lab: Lab, pair: list, pair_changes: list) -> None:
                 weight_change = _figure("weight-change", "Relative weight change per layer", buttons=["download"])
             # /compare's epoch range, kept for API callers; the page's epoch slider is the chart's own
             epoch = gr.Slider(0, 100, value=100, step=1, label="Epochs recorded", visible=False)
+
+    @user_errors
+    def grid_words(left: str, right: str):
+        """Each prediction grid's text alternative (its image's alt: what every image is and what the method
+        answered), set by a page-only event after /compare, whose outputs stay plain files for API callers."""
+        chosen(lab, left, right)
+        return [gr.Image(alt_text=text) for text in comparison(lab, left, right).predictions_text]
+
     gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch, chart],
-          api_name="compare", concurrency_limit=4)
+          api_name="compare", concurrency_limit=4).success(grid_words, pair, predictions, api_visibility="private",
+                                                           queue=False, show_progress="hidden")
+
+
+def example_buttons() -> list[tuple[gr.Button, str]]:
+    """The examples (core.examples' files) as buttons, each its thumbnail and its name: gr.Examples' gallery
+    shows thumbnails only, buttons without a name for a screen reader (axe's button-name)."""
+    gr.Markdown(pages.EXAMPLES_HEADING)
+    made = []
+    with gr.Row(elem_id="examples"):
+        for path in sorted((ASSETS / "examples").iterdir()):
+            c, kind = examples.named(path.name)
+            made.append((gr.Button(pages.example_label(CLASSES[c], kind), icon=str(path), size="sm",
+                                   variant="secondary", min_width=76, scale=0), str(path)))
+    return made
 
 
 def classify_tab(lab: Lab, pair: list) -> None:
@@ -179,9 +206,9 @@ def classify_tab(lab: Lab, pair: list) -> None:
         with gr.Row():
             image = UploadedImage(label="Your image", type="filepath", sources=["upload", "clipboard"], height=320)
             seen = gr.Image(label="What the models see (28x28)", type="numpy", interactive=False, height=320,
+                            alt_text="What the models see: the image as 28x28 grayscale, light item on black",
                             image_mode="L", format="png")  # exact pixels (the default WebP is lossy)
-        examples = gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
-                               label="Examples: real FashionMNIST test images and photo-like versions")
+        picks = example_buttons()
         run = gr.Button("Classify", variant="primary")
         said = gr.Markdown(elem_id="classify-notice")  # not clothing; no prediction
         with gr.Row():
@@ -196,10 +223,12 @@ def classify_tab(lab: Lab, pair: list) -> None:
                     # No label or buttons on the map: on a phone they would cover its top rows (the card under
                     # it names the method).
                     maps.append(gr.Image(label=f"{side} method: |∂ logit / ∂ pixel|", type="numpy", format="png",
+                                         alt_text=f"{side} method's map of how much gradient reaches each pixel",
                                          interactive=False, show_label=False, buttons=[]))
                     cards.append(gr.Markdown())
         # the bar has its caption and tick values drawn in; 80 px high on a wide screen, its width on a phone
         colorbar = gr.Image(label="Colour scale of both maps (logarithmic)", type="numpy", format="png",
+                            alt_text="Colour scale of both maps (logarithmic)",
                             interactive=False, show_label=False, container=False, height=80, buttons=[])
         note = gr.Markdown()
         with gr.Accordion("The numbers as data (what the /explain endpoint returns)", open=False):
@@ -214,8 +243,10 @@ def classify_tab(lab: Lab, pair: list) -> None:
     answered.success(verdict, [image, *pair], said, api_visibility="private", concurrency_limit=8)
     gr.on([image.input, *(picker.change for picker in pair)], classify_and_view, [image, *pair], shown,
           api_visibility="private", concurrency_limit=8)
-    examples.load_input_event.then(classify_and_view, [image, *pair], shown, api_visibility="private",
-                                   concurrency_limit=8)
+    for button, path in picks:
+        button.click(lambda p=path: p, None, image, api_visibility="private", queue=False,
+                     show_progress="hidden").then(classify_and_view, [image, *pair], shown,
+                                                  api_visibility="private", concurrency_limit=8)
 
 
 def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
@@ -236,9 +267,12 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> None:
             gr.Markdown(pages.results_columns())
         else:
             gr.Markdown(pages.NO_RESULTS)
-        plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
+        plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False,
+                        alt_text="Test accuracy per method, the pair's two in colour (the table above has the numbers)")
         depth = figures.depth_figure([r for r in lab.rows if r["method"] in DEPTH_STUDY])
-        gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False)
+        gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False,
+                 alt_text="Depth study: deeper sigmoid nets pass less gradient back; test accuracy and the "
+                          "gradient reaching the first layer, for 3, 5 and 7 hidden layers")
     gr.on(pair_changes, results, pair, plot, api_visibility="private", concurrency_limit=2)
 
 
