@@ -1,7 +1,8 @@
 """axe-core (tests/vendor/axe.min.js) on every tab of the launched app, desktop 1280x800 and phone 390x844: no
 critical or serious violation in the app's own components. Gradio's own footer is left out (bench.a11y.EXCLUDED),
-and what it holds is printed, with everything else axe found (run with -s to see it). Also writes the committed
-after-<tab>-<screen>.png screenshots (tests/artifacts/)."""
+and what it holds is printed, with everything else axe found (run with -s to see it). Its screenshots are
+tests/artifacts/test-<tab>-<screen>.png (git-ignored: this app serves the test checkpoints, one broken); the
+committed after-*.png come from `python -m bench.a11y`, on the committed checkpoints."""
 import re
 
 import pytest
@@ -17,12 +18,12 @@ pytestmark = [pytest.mark.app, pytest.mark.browser]  # Chromium against the laun
 
 @pytest.mark.parametrize("screen", list(a11y.SCREENS))
 def test_no_critical_or_serious_violation_in_the_apps_own_components(browser, server, screen):
-    found = a11y.audit(browser, server.url, screen, prefix="after")
+    found = a11y.audit(browser, server.url, screen, prefix="test")
     print("\n" + a11y.report(found, screen))
     assert set(found) == set(a11y.TABS)
     assert not a11y.serious_in_app(found), "\n".join(a11y.serious_in_app(found))
     for tab in a11y.SCREENSHOT_TABS:
-        assert (a11y.ARTIFACTS / f"after-{tab.lower()}-{screen}.png").stat().st_size > 10_000, tab
+        assert (a11y.ARTIFACTS / f"test-{tab.lower()}-{screen}.png").stat().st_size > 10_000, tab
 
 
 def test_prediction_grids_say_what_they_show(page):
