@@ -4,6 +4,7 @@
     python -m core evaluate --all             recorded vs re-measured test accuracy of the checkpoints
     python -m core results --write-readme     the results table (stdout, or into README.md)
     python -m core make-sample                write assets/fashion_mnist_sample.npz from the real test set
+    python -m core make-examples              rewrite assets/examples/ by core.examples' rule
     python -m core experiment grad-norm-fate  an experiment behind the README: checkpoints/experiments/<name>.json
     python -m core ood                        fit the "not clothing" detector, write assets/ood/, print its report
 
@@ -207,6 +208,17 @@ def sample(args, parser) -> int:
     return 0
 
 
+def make_examples(args, parser) -> int:
+    from . import examples  # (only this command writes them)
+    try:
+        written = examples.write()
+    except (DatasetError, examples.ood.DetectorError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(written)} examples to {examples.FOLDER}")
+    return 0
+
+
 def ood(args, parser) -> int:
     from . import ood as detector  # (only this command fits or measures the detector)
     torch.set_num_threads(1)  # as `train`: the fitted weights depend on the thread count in the last bits
@@ -307,6 +319,9 @@ def build_parser() -> OneLineParser:
     p = commands.add_parser("make-sample", help=f"write {SAMPLE_PATH.name} from the real test set")
     p.add_argument("--data-dir", help="folder with the FashionMNIST IDX files")
     p.set_defaults(run=sample)
+
+    p = commands.add_parser("make-examples", help="rewrite the Classify tab's examples by core.examples' rule")
+    p.set_defaults(run=make_examples)
 
     p = commands.add_parser("ood", help="fit the 'not clothing' detector and print its measured rates")
     p.add_argument("--report-only", action="store_true",

@@ -346,15 +346,16 @@ def test_the_first_screen_shows_both_gradient_flows_and_pickers_only_where_they_
 # --- Playground ----------------------------------------------------------------------------------------------
 
 def tab_button(page, name: str):
-    """The tab bar's button `name`: the visible one (gradio draws each twice while it measures the bar)."""
-    return page.locator("[role=tab]:visible", has_text=re.compile(f"^{re.escape(name)}$")).first
+    """The tab bar's button `name`; strict: there is one (a gr.State put directly in gr.Tabs once drew a
+    second "Results" button in the Playground's place)."""
+    return page.get_by_role("tab", name=name, exact=True)
 
 
 def open_tab(page, name: str) -> None:
     """Click a tab: in the tab bar, or on a phone, where the last tabs sit under "More tabs", in that menu."""
     page.get_by_role("tab").first.wait_for()  # the tab bar is drawn
     tab = tab_button(page, name)
-    if not tab.count():
+    if not tab.is_visible():
         page.get_by_role("button", name="More tabs").click()
         tab = page.locator("button", has_text=name).last
     tab.click()

@@ -95,3 +95,16 @@ def test_the_results_figure_is_drawn_when_shown_and_follows_the_pair(browser, se
     expect(img).not_to_have_attribute("src", before)
     assert not page.problems, page.problems
     page.close()
+
+
+def test_each_tab_has_one_button_whichever_is_shown(browser, server):  # noqa: F811
+    """A gr.State directly inside gr.Tabs is drawn as a tab: selecting Results once turned the Playground's
+    button into a second "Results"."""
+    page = open_page(browser, server, DESKTOP, "198.51.100.10")
+    chart(page)
+    names = ["Compare", "Classify", "Results", "Playground", "About"]
+    for name in names:
+        tab_button(page, name).click()
+        page.wait_for_timeout(300)
+        assert page.get_by_role("tab").all_inner_texts() == names, name
+    page.close()

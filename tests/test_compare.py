@@ -12,9 +12,11 @@ import pytest
 from PIL import Image
 
 from core import history
+from core.data import CLASSES
+from core.methods import METHODS
 from tests.helpers import BROKEN, ROOT
 from tests.test_figures import make_layerwise, make_metrics
-from ui import chart_data, compare, figures
+from ui import chart_data, compare, figures, pages
 from ui.lab import Lab
 
 COMMITTED = ROOT / "checkpoints"
@@ -201,7 +203,7 @@ def test_a_broken_method_still_composes_and_says_why(lab):
 def test_prediction_grid_is_the_first_image_of_each_class_and_two_more(lab):
     grid = compare._grid(lab)
     assert len(grid) == compare.GRID_SIZE == 12 and set(lab.sample.y[grid[:10]].tolist()) == set(range(10))
-    with Image.open(compare.prediction_grid(lab, "best")) as im:
+    with Image.open(compare.prediction_grid(lab, "best").path) as im:
         assert im.format == "PNG" and im.size == (440, 510)  # 4 columns x 3 rows: readable on a phone
 
 
@@ -327,3 +329,17 @@ def test_a_pair_of_unequal_runs_is_drawn_against_each_ones_share_of_its_training
     assert chart_data.pair_data(base, base)["x"] == "epoch"
     # a Playground run (its planned epochs given) always has an epoch axis
     assert chart_data.pair_data(base, chart_data.until(layerwise, 10), max_epoch=100)["x"] == "epoch"
+
+
+def test_prediction_grids_in_words_list_every_image_and_answer(lab):
+    """The grid's text alternative (its alt on the page): the method, how many right, each image's class and answer,
+    from the same model call as the drawn grid."""
+    g = compare.prediction_grid(lab, "batchnorm")
+    words = compare.predictions_text(lab, "batchnorm")
+    right = sum(p == t for p, t in zip(g.predicted, g.truth, strict=True))
+    assert words.startswith(f"{METHODS['batchnorm'].title}'s predictions on 12 test images: {right} of 12 right; ")
+    pairs = words.split("; ", 1)[1].split(", ")
+    assert len(pairs) == 12 and pairs[0].startswith(f"{CLASSES[g.truth[0]]} → {CLASSES[g.predicted[0]]}")
+    assert pages.predictions_text("M", ["Bag", "Coat"], ["Bag", "Shirt"]) == (
+        "M's predictions on 2 test images: 1 of 2 right; Bag → Bag ✓, Coat → Shirt ✗")
+    assert pages.predictions_text("M", ["Bag", "Coat"], None) == "M is not trained yet: 2 test images, Bag, Coat"

@@ -21,7 +21,7 @@ def pixels(value) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(value[1])).convert("RGBA"))
     if isinstance(value, Image.Image):
         return np.asarray(value.convert("RGBA"))
-    with Image.open(value) as im:
+    with Image.open(value.path) as im:  # a compare.Grid
         return np.asarray(im.convert("RGBA"))
 
 
@@ -37,12 +37,14 @@ def test_a_pair_from_the_file_is_the_pair_drawn(monkeypatch):
         for name in ("layer", "base", "predictions_figure"):
             m.setattr(figures, name, lambda *a, name=name, **k: pytest.fail(f"figures.{name} called"))
         from_file = [compare.figure(cached, kind, "relu", "layerwise") for kind in KINDS]
-        grid = pixels(compare.prediction_grid(cached, "relu"))
+        grid = compare.prediction_grid(cached, "relu")
     drawn = Lab()
     for kind, a in zip(KINDS, from_file, strict=True):
         b = compare.figure(drawn, kind, "relu", "layerwise")
         assert a.size == b.size and a.tobytes() == b.tobytes(), kind
-    assert grid.tobytes() == pixels(compare.prediction_grid(drawn, "relu")).tobytes()
+    fresh = compare.prediction_grid(drawn, "relu")
+    assert pixels(grid).tobytes() == pixels(fresh).tobytes()
+    assert (grid.truth, grid.predicted) == (fresh.truth, fresh.predicted)  # what its text alternative says
 
 
 @pytest.mark.slow
@@ -58,6 +60,8 @@ def test_every_drawing_in_the_file_is_what_drawing_gives():
         if isinstance(kept[k], tuple):
             assert kept[k][0] == fresh[k][0], k  # the layer's offset
         assert pixels(kept[k]).tobytes() == pixels(fresh[k]).tobytes(), k
+        if isinstance(kept[k], compare.Grid):
+            assert (kept[k].truth, kept[k].predicted) == (fresh[k].truth, fresh[k].predicted), k
 
 
 def test_a_stale_broken_or_missing_file_loads_nothing(tmp_path):

@@ -34,6 +34,7 @@ class Comparison:
     curves: str
     weight_change: str
     predictions: tuple[str, str]  # each side's prediction grid
+    predictions_text: tuple[str, str]  # what each grid shows, in words (its image's alt text: ui.pages)
     max_epoch: int
     chart: dict  # the browser chart's data (ui.chart_data.pair_data): every epoch of both methods
 
@@ -59,20 +60,36 @@ def _grid(lab: Lab) -> torch.Tensor:
     return lab.once("grid", make)
 
 
+@dataclass(frozen=True)
+class Grid:
+    """A method's prediction grid: its PNG file and what it shows (for its text alternative)."""
+    path: str
+    truth: list[int]  # each image's class
+    predicted: list[int] | None  # the model's answer for each; None: no model (its checkpoint is unavailable)
+
+
 @torch.no_grad()
-def _predictions(lab: Lab, name: str) -> bytes:
+def _grid_of(lab: Lab, name: str) -> Grid:
     e, idx = lab.entry(name), _grid(lab)
+    truth = lab.sample.y[idx].numpy()
     preds = e.model(lab.sample.x[idx]).argmax(1).numpy() if e.model is not None else None
     # 4 columns: a grid narrow enough that its captions stay readable on a phone (one grid per row there)
-    fig = figures.predictions_figure(to_images(lab.sample.x[idx]), lab.sample.y[idx].numpy(), preds,
-                                     e.method.title, columns=4)
-    return figures.png(fig)
+    fig = figures.predictions_figure(to_images(lab.sample.x[idx]), truth, preds, e.method.title, columns=4)
+    return Grid(lab.png_file(f"predictions-{name}", figures.png(fig)), truth.tolist(),
+                None if preds is None else preds.tolist())
 
 
-def prediction_grid(lab: Lab, name: str) -> str:
-    """The method's prediction grid as a PNG file, drawn once."""
+def prediction_grid(lab: Lab, name: str) -> Grid:
+    """The method's prediction grid (its PNG file and the answers it shows), drawn once."""
     lab.entry(name)
-    return lab.once(("predictions", name), lambda: lab.png_file(f"predictions-{name}", _predictions(lab, name)))
+    return lab.once(("predictions", name), lambda: _grid_of(lab, name))
+
+
+def predictions_text(lab: Lab, name: str) -> str:
+    """The grid's text alternative: every image's class and the method's answer (ui.pages' words)."""
+    g = prediction_grid(lab, name)
+    return pages.predictions_text(lab.entry(name).method.title, [CLASSES[c] for c in g.truth],
+                                  None if g.predicted is None else [CLASSES[c] for c in g.predicted])
 
 
 def _axes(lab: Lab) -> figures.SharedAxes:
@@ -124,7 +141,8 @@ def _comparison(lab: Lab, left: str, right: str) -> Comparison:
         gradient_flow=_figure_file(lab, "gradient_flow", left, right, f"flow-{pair}"),
         curves=_figure_file(lab, "curves", left, right, f"curves-{pair}"),
         weight_change=_figure_file(lab, "weight_change", left, right, f"change-{pair}"),
-        predictions=(prediction_grid(lab, left), prediction_grid(lab, right)),
+        predictions=(prediction_grid(lab, left).path, prediction_grid(lab, right).path),
+        predictions_text=(predictions_text(lab, left), predictions_text(lab, right)),
         max_epoch=max((m["epochs"] for m in (lab.entry(left).metrics, lab.entry(right).metrics) if m), default=0),
         chart=chart_data.pair_data(method_chart(lab, left), method_chart(lab, right)))
 

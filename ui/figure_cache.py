@@ -29,6 +29,7 @@ from PIL import Image
 from core.data import SAMPLE_PATH
 from core.methods import METHODS
 
+from .compare import Grid
 from .lab import Lab
 
 HERE = Path(__file__).resolve().parent
@@ -61,7 +62,8 @@ def _png(image: Image.Image) -> bytes:
 
 def save(lab: Lab, path: Path = PATH) -> int:
     """What `lab` has drawn (after ui.compare.warm), written whole to `path`; returns the number of drawings.
-    Entries: a layer's (offset, PNG), a base (a decoded image, kept as PNG), a prediction grid (its file)."""
+    Entries: a layer's (offset, PNG), a base (a decoded image, kept as PNG), a prediction grid (its file and
+    the answers it shows)."""
     index, files = [], {}
     for k, value in lab.made().items():
         if not (isinstance(k, tuple) and k[0] in KINDS):
@@ -72,8 +74,11 @@ def save(lab: Lab, path: Path = PATH) -> int:
             entry = {"key": list(k), "file": file, "offset": [x, y]}
         elif isinstance(value, Image.Image):  # a base
             data, entry = _png(value), {"key": list(k), "file": file, "image": True}
-        else:  # a prediction grid: the path of its PNG file
-            data, entry = Path(value).read_bytes(), {"key": list(k), "file": file, "grid": True}
+        elif isinstance(value, Grid):  # a prediction grid: its PNG file and what it shows
+            data = Path(value.path).read_bytes()
+            entry = {"key": list(k), "file": file, "grid": {"truth": value.truth, "predicted": value.predicted}}
+        else:
+            continue
         files[file] = data
         index.append(entry)
     tmp = path.with_name(path.name + ".tmp")
@@ -106,7 +111,8 @@ def load(lab: Lab, path: Path = PATH) -> str:
                 if entry.get("image"):
                     lab.keep(k, Image.open(io.BytesIO(data)).convert("RGBA"))
                 elif entry.get("grid"):
-                    lab.keep(k, lab.png_file(f"predictions-{k[1]}", data))
+                    g = entry["grid"]
+                    lab.keep(k, Grid(lab.png_file(f"predictions-{k[1]}", data), g["truth"], g["predicted"]))
                 else:
                     lab.keep(k, (tuple(entry["offset"]), data))
     except FileNotFoundError:
@@ -117,7 +123,7 @@ def load(lab: Lab, path: Path = PATH) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from . import compare
+    from . import compare  # (only to draw: the app loads the file without it)
     parser = argparse.ArgumentParser(prog="python -m ui.figure_cache", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is not this tree's")
     args = parser.parse_args(argv)

@@ -99,6 +99,25 @@ def card(entry: Entry, row: dict | None = None) -> str:
     return text + seeds_line(row) + left_out_line(row) if row is not None else text
 
 
+def predictions_text(title: str, truth: list[str], predicted: list[str] | None) -> str:
+    """A prediction grid in words, for a screen reader (its image's alt text): how many it got right, then each
+    image's class and the answer, as the grid's captions show them."""
+    n = len(truth)
+    if predicted is None:
+        return f"{title} is not trained yet: {n} test images, " + ", ".join(truth)
+    right = sum(p == t for p, t in zip(predicted, truth))
+    each = ", ".join(f"{t} → {p} ✓" if p == t else f"{t} → {p} ✗" for t, p in zip(truth, predicted))
+    return f"{title}'s predictions on {n} test images: {right} of {n} right; {each}"
+
+
+EXAMPLES_HEADING = "**Examples:** real FashionMNIST test images and photo-like versions (click one to classify it)"
+
+
+def example_label(class_name: str, kind: str | None) -> str:
+    """An example button's name: the item's class, and for a photo-like version what was done to it."""
+    return class_name if kind is None else f"{class_name}, photo-like ({kind.replace('_', ' ')})"
+
+
 def left_out_line(row: dict) -> str:
     """The seed files the results row leaves out (damaged, or another recipe; the Results tab says why)."""
     files = [note.split(": ", 1)[0] for note in row.get("left_out") or []]

@@ -11,6 +11,9 @@ from pathlib import Path
 
 import gradio as gr
 
+from core import examples
+from core.data import CLASSES
+
 from . import figures, pages, widgets
 from .classify import enlarged, notice, read, top_classes
 from .classify import explain as gradient_maps
@@ -82,8 +85,10 @@ FORGET_TAB = """() => { setTimeout(() => {
 
 
 def _figure(elem_id: str, label: str, **more) -> gr.Image:
-    """A Compare figure: shown without its label (the figure has a title of its own), found by its elem_id."""
-    return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False, **more)
+    """A Compare figure: shown without its label (the figure has a title of its own), found by its elem_id. The
+    label is its text alternative too (an image without one is a button without a name to a screen reader)."""
+    return gr.Image(elem_id=elem_id, label=label, type="pil", interactive=False, show_label=False,
+                    alt_text=label, **more)
 
 
 def compare_tab(lab: Lab, pair: list, pair_changes: list) -> list[gr.Button]:
@@ -110,7 +115,7 @@ def compare_tab(lab: Lab, pair: list, pair_changes: list) -> list[gr.Button]:
         return (*c.cards, c.gradient_flow, c.curves, c.weight_change, *c.predictions,
                 gr.Slider(maximum=c.max_epoch, value=c.max_epoch), c.chart)
 
-    with gr.Tab("Compare"):
+    with gr.Tab("Compare", id="compare"):
         # the chart first: the first screen shows both methods' gradient flow; what each method is comes under it
         chart = widgets.chart(None, "diagnostics", "Per-layer diagnostics and training curves (data)")
         with gr.Row():
@@ -131,12 +136,34 @@ def compare_tab(lab: Lab, pair: list, pair_changes: list) -> list[gr.Button]:
                 weight_change = _figure("weight-change", "Relative weight change per layer", buttons=["download"])
             # /compare's epoch range, kept for API callers; the page's epoch slider is the chart's own
             epoch = gr.Slider(0, 100, value=100, step=1, label="Epochs recorded", visible=False)
+
+    @user_errors
+    def grid_words(left: str, right: str):
+        """Each prediction grid's text alternative (its image's alt: what every image is and what the method
+        answered), set by a page-only event after /compare, whose outputs stay plain files for API callers."""
+        chosen(lab, left, right)
+        return [gr.Image(alt_text=text) for text in comparison(lab, left, right).predictions_text]
+
     # always_last: a change while the page's first comparison is still on its way (a shared link sets the
     # pickers as the page loads) runs after it; gr.on's default ("once") dropped it, and the page kept the
     # default pair
     gr.on(pair_changes, compare, pair, [*cards, flow, curves, weight_change, *predictions, epoch, chart],
-          api_name="compare", concurrency_limit=4, trigger_mode="always_last")
+          api_name="compare", concurrency_limit=4, trigger_mode="always_last").success(
+        grid_words, pair, predictions, api_visibility="private", queue=False, show_progress="hidden")
     return opens
+
+
+def example_buttons() -> list[tuple[gr.Button, str]]:
+    """The examples (core.examples' files) as buttons, each its thumbnail and its name: gr.Examples' gallery
+    shows thumbnails only, buttons without a name for a screen reader (axe's button-name)."""
+    gr.Markdown(pages.EXAMPLES_HEADING)
+    made = []
+    with gr.Row(elem_id="examples"):
+        for path in sorted((ASSETS / "examples").iterdir()):
+            c, kind = examples.named(path.name)
+            made.append((gr.Button(pages.example_label(CLASSES[c], kind), icon=str(path), size="sm",
+                                   variant="secondary", min_width=76, scale=0), str(path)))
+    return made
 
 
 def classify_tab(lab: Lab, pair: list) -> None:
@@ -197,14 +224,14 @@ def classify_tab(lab: Lab, pair: list) -> None:
         """The Classify button's notice above the answers (its answers come from /classify)."""
         return notice(read(lab, image, left, right))
 
-    with gr.Tab("Classify"):
+    with gr.Tab("Classify", id="classify"):
         gr.Markdown(pages.CLASSIFY_HELP)
         with gr.Row():
             image = UploadedImage(label="Your image", type="filepath", sources=["upload", "clipboard"], height=320)
             seen = gr.Image(label="What the models see (28x28)", type="numpy", interactive=False, height=320,
+                            alt_text="What the models see: the image as 28x28 grayscale, light item on black",
                             image_mode="L", format="png")  # exact pixels (the default WebP is lossy)
-        examples = gr.Examples(sorted(str(p) for p in (ASSETS / "examples").iterdir()), inputs=image,
-                               label="Examples: real FashionMNIST test images and photo-like versions")
+        picks = example_buttons()
         run = gr.Button("Classify", variant="primary")
         said = gr.Markdown(elem_id="classify-notice")  # not clothing; no prediction
         with gr.Row():
@@ -219,10 +246,12 @@ def classify_tab(lab: Lab, pair: list) -> None:
                     # No label or buttons on the map: on a phone they would cover its top rows (the card under
                     # it names the method).
                     maps.append(gr.Image(label=f"{side} method: |∂ logit / ∂ pixel|", type="numpy", format="png",
+                                         alt_text=f"{side} method's map of how much gradient reaches each pixel",
                                          interactive=False, show_label=False, buttons=[]))
                     cards.append(gr.Markdown())
         # the bar has its caption and tick values drawn in; 80 px high on a wide screen, its width on a phone
         colorbar = gr.Image(label="Colour scale of both maps (logarithmic)", type="numpy", format="png",
+                            alt_text="Colour scale of both maps (logarithmic)",
                             interactive=False, show_label=False, container=False, height=80, buttons=[])
         note = gr.Markdown()
         with gr.Accordion("The numbers as data (what the /explain endpoint returns)", open=False):
@@ -237,8 +266,10 @@ def classify_tab(lab: Lab, pair: list) -> None:
     answered.success(verdict, [image, *pair], said, api_visibility="private", concurrency_limit=8)
     gr.on([image.input, *(picker.change for picker in pair)], classify_and_view, [image, *pair], shown,
           api_visibility="private", concurrency_limit=8)
-    examples.load_input_event.then(classify_and_view, [image, *pair], shown, api_visibility="private",
-                                   concurrency_limit=8)
+    for button, path in picks:
+        button.click(lambda p=path: p, None, image, api_visibility="private", queue=False,
+                     show_progress="hidden").then(classify_and_view, [image, *pair], shown,
+                                                  api_visibility="private", concurrency_limit=8)
 
 
 def results_tab(lab: Lab, pair: list, pair_changes: list) -> gr.State:
@@ -253,8 +284,8 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> gr.State:
         return lab.once(("results figure", left, right),
                         lambda: figures.image(figures.results_figure(lab.rows, left, right)))
 
-    on_results = gr.State(False)
-    with gr.Tab("Results") as tab:
+    with gr.Tab("Results", id="results") as tab:
+        on_results = gr.State(False)  # (inside the tab: a State directly in gr.Tabs is drawn as a tab button)
         if lab.rows:
             gr.Markdown(pages.results_takeaway(lab.rows), elem_id="results-takeaway")
             gr.HTML(pages.results_table(lab.rows), elem_id="results-table")
@@ -263,9 +294,12 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> gr.State:
             gr.Markdown(pages.results_columns())
         else:
             gr.Markdown(pages.NO_RESULTS)
-        plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False)
+        plot = gr.Image(label="Test accuracy per method", type="pil", interactive=False,
+                        alt_text="Test accuracy per method, the pair's two in colour (the table above has the numbers)")
         depth = figures.depth_figure([r for r in lab.rows if r["method"] in DEPTH_STUDY])
-        gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False)
+        gr.Image(figures.image(depth), label="Depth study", type="pil", interactive=False,
+                 alt_text="Depth study: deeper sigmoid nets pass less gradient back; test accuracy and the "
+                          "gradient reaching the first layer, for 3, 5 and 7 hidden layers")
     gr.on(pair_changes, results, [*pair, on_results], plot, api_visibility="private", concurrency_limit=2,
           trigger_mode="always_last")  # (as compare's)
     tab.select(results, pair, plot, api_visibility="private", concurrency_limit=2, trigger_mode="always_last")
@@ -273,5 +307,5 @@ def results_tab(lab: Lab, pair: list, pair_changes: list) -> gr.State:
 
 
 def about_tab() -> None:
-    with gr.Tab("About"):
+    with gr.Tab("About", id="about"):
         gr.Markdown(pages.about())
