@@ -45,6 +45,10 @@ def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
     """The page for `lab`'s methods: the method pickers, then the five tabs. `idle` is cleared while a
     Playground run trains."""
     choices = lab.choices()
+    # The example images are served from assets/ as they are: copied into Gradio's cache at build (a button's
+    # icon), they were deleted with it -- by delete_cache after 15 minutes, by ui.guard's cap, or when another app
+    # on the machine restarted -- and every page after that got a 403 for each thumbnail.
+    gr.set_static_paths([ASSETS / "examples"])
     # delete_cache: every upload and served file is copied into Gradio's cache; every 5 minutes, drop those older
     # than 15 (a visitor's upload is read within seconds of arriving); ui.guard also caps the cache's size.
     with gr.Blocks(title=pages.TITLE, delete_cache=(300, 900)) as demo:
@@ -79,7 +83,7 @@ def launch(demo: gr.Blocks, lab: Lab, idle: threading.Event) -> None:
     threading.Thread(target=lambda: (pg.warm(), compare.warm(lab, pause=lambda: idle.wait(WARM_YIELD_S))),
                      daemon=True).start()
     guard.quiet_logs()
-    guard.keep_cache_small(Path(demo.GRADIO_CACHE))
+    guard.keep_cache_small(Path(demo.GRADIO_CACHE), keep=lambda: guard.page_files(demo))
     # mcp_server: every public endpoint is also an MCP tool for agents (/gradio_api/mcp/), described by its
     # docstring. state_session_capacity: Gradio keeps each session's state (a copy of the page's config, the
     # Playground's last run) until this many newer sessions exist; 10,000 (its default) grew the server by

@@ -399,8 +399,8 @@ def read_weights(data: bytes, label: str, expected: dict) -> dict[str, torch.Ten
         extra, missing = sorted(set(state) - set(expected)), sorted(set(expected) - set(state))
         raise CheckpointError(f"{label}: tensor names do not match the config (unexpected "
                               f"[{', '.join(schema.shown(n) for n in extra[:3])}], missing {missing[:3]})")
-    for key, tensor in state.items():
-        shape, dtype = expected[key]
+    for key, (shape, dtype) in expected.items():  # in `expected`'s order: the parser's is not fixed
+        tensor = state[key]
         if tuple(tensor.shape) != shape or tensor.dtype != dtype:
             raise CheckpointError(f"{label}: {key} is {tuple(tensor.shape)} {tensor.dtype}, expected {shape} {dtype}")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():

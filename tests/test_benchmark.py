@@ -102,6 +102,7 @@ def test_quick_benchmark_writes_every_section(tmp_path):
                  "train_time.total_estimate_seconds", "train_time.jobs2_makespan_estimate_seconds",
                  "app.start_to_serving_s", "app.compare_cold.p50_s", "app.compare_cold.p95_s",
                  "app.compare_warm.p50_s", "app.compare_warm.p95_s", "app.classify.p50_s", "app.classify.p95_s",
+                 "app.early_compare.p50_s", "app.early_compare.max_s", "app.browser.pair_change.p50_s",
                  "app.explain_in_process.p50_s", "app.explain_in_process.cpu_p50_s"]:
         _positive(res, path)
     assert res["epoch"]["counted_matches_analytic"] is True
@@ -114,10 +115,12 @@ def test_quick_benchmark_writes_every_section(tmp_path):
     assert tt["total_estimate_seconds"] == pytest.approx(sum(estimates))
     assert max(estimates) <= tt["jobs2_makespan_estimate_seconds"] <= sum(estimates)
     app = res["app"]
-    for name in ("compare_cold", "compare_warm", "classify"):
+    assert app["early_compare"]["n"] == 2 and app["browser"]["pair_change"]["n"] == 2  # the quick mode's counts
+    for name in ("compare_cold", "compare_warm", "classify", "early_compare"):
         assert app[name]["p50_s"] <= app[name]["p95_s"] <= app[name]["max_s"], name
     t = res["epoch"]["median_seconds"]  # a median of ratios, near the ratio of medians
     assert res["epoch"]["fraction_of_limit"] == pytest.approx(t["limit"] / t["ours"], rel=0.5)
     assert f"{tt['total_estimate_seconds'] / 60:.1f} min" in proc.stdout
     assert "Vanishing Gradient Lab benchmark" in proc.stdout
     assert "fraction of the matmul limit" in proc.stdout and "app: classify p50" in proc.stdout
+    assert "app: never-seen pairs right after" in proc.stdout and "app: pair change to chart drawn" in proc.stdout

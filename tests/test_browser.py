@@ -67,6 +67,8 @@ def open_page(browser, server, viewport: dict, address: str, query: str = ""):
     page.problems = []
     page.on("pageerror", lambda e: page.problems.append(f"page error: {e}"))
     page.on("console", lambda m: m.type == "error" and page.problems.append(f"console error: {m.text}"))
+    # which resource failed (the console line does not say)
+    page.on("response", lambda r: r.status >= 400 and page.problems.append(f"HTTP {r.status}: {r.url}"))
     page.add_init_script(RECORD_TOASTS)
     page.goto(server.url + query)
     return page

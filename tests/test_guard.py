@@ -6,9 +6,11 @@ import asyncio
 import logging
 import os
 import time
+from pathlib import Path
 
 import pytest
 
+from tests.helpers import ROOT
 from ui import guard
 from ui import playground as pg
 
@@ -114,6 +116,32 @@ def test_trim_cache_deletes_the_oldest_first(tmp_path):
         os.utime(f, (1000 + i, 1000 + i))
     assert guard.trim_cache(tmp_path, 2500) == 3000
     assert sorted(p.parent.name for p in tmp_path.rglob("*.bin")) == ["d3", "d4"]
+
+
+def test_trim_cache_never_deletes_the_pages_own_files(tmp_path):
+    files = []
+    for i in range(5):
+        f = tmp_path / f"d{i}" / "f.bin"
+        f.parent.mkdir()
+        f.write_bytes(b"x" * 1000)
+        os.utime(f, (1000 + i, 1000 + i))
+        files.append(f)
+    assert guard.trim_cache(tmp_path, 2500, keep=[str(files[0])]) == 2000  # the oldest is the page's: kept
+    assert sorted(p.parent.name for p in tmp_path.rglob("*.bin")) == ["d0", "d3", "d4"]
+
+
+def test_the_pages_own_files_are_what_gradio_keeps_and_the_examples_are_not_in_the_cache():
+    """The page's files copied at build (the Results depth figure, ...) are guard.page_files, kept by the cap;
+    the example thumbnails are served from assets/ (a static path), never from the cache, so no clean-up of the
+    cache can take them away (a 403 for every thumbnail once it had)."""
+    import app
+    kept = guard.page_files(app.demo)
+    cache = Path(app.demo.GRADIO_CACHE).resolve()
+    assert kept and all(Path(k).resolve().is_relative_to(cache) and Path(k).is_file() for k in kept)
+    icons = [b.icon for b in app.demo.blocks.values() if getattr(b, "icon", None)]
+    examples = (ROOT / "assets" / "examples").resolve()
+    assert len(icons) == len(list(examples.iterdir()))
+    assert all(Path(i["path"]).resolve().parent == examples for i in icons), icons[:2]
 
 
 def test_a_refused_request_logs_one_short_line():

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 UPLOAD_BYTES = 40_000_000  # per address and window: four of the largest photos Classify takes (core.upload)
@@ -89,13 +91,16 @@ async def _refuse(send, status: int, message: str, headers=()) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def trim_cache(folder: Path, limit: int = CACHE_BYTES) -> int:
+def trim_cache(folder: Path, limit: int = CACHE_BYTES, keep: Collection[str] = ()) -> int:
     """Delete the oldest files under `folder` until what is left is at most `limit` bytes; the bytes deleted.
-    Gradio's own delete_cache removes files by age only, so a fast client could fill the disk in between."""
+    Gradio's own delete_cache removes files by age only, so a fast client could fill the disk in between.
+    `keep`: files never deleted (page_files: the page's own, copied once at build; the oldest, so the first
+    to go otherwise, and then gone for every visitor)."""
+    kept = {os.path.realpath(k) for k in keep}
     files = []
     for path in folder.rglob("*"):
         try:
-            if path.is_file() and not path.is_symlink():
+            if path.is_file() and not path.is_symlink() and os.path.realpath(path) not in kept:
                 st = path.stat()
                 files.append((st.st_mtime, st.st_size, path))
         except OSError:  # deleted meanwhile (Gradio's own clean-up)
@@ -112,13 +117,20 @@ def trim_cache(folder: Path, limit: int = CACHE_BYTES) -> int:
     return deleted
 
 
-def keep_cache_small(folder: Path, limit: int = CACHE_BYTES, every: float = CACHE_EVERY) -> threading.Thread:
-    """A daemon thread that trims `folder` to `limit` bytes every `every` seconds."""
+def page_files(demo) -> set[str]:
+    """The files of the page itself in Gradio's cache (components' default values, copied once at build),
+    which Gradio's own delete_cache keeps too."""
+    return {str(p) for block in demo.blocks.values() for p in getattr(block, "keep_in_cache", ())}
+
+
+def keep_cache_small(folder: Path, limit: int = CACHE_BYTES, every: float = CACHE_EVERY,
+                     keep: Callable[[], Collection[str]] = frozenset) -> threading.Thread:
+    """A daemon thread that trims `folder` to `limit` bytes every `every` seconds, never deleting keep()."""
     def loop():
         while True:
             time.sleep(every)
             if folder.is_dir():
-                trim_cache(folder, limit)
+                trim_cache(folder, limit, keep())
     thread = threading.Thread(target=loop, name="cache-cap", daemon=True)
     thread.start()
     return thread
