@@ -3,7 +3,6 @@ Space runs it), launch() does the start-up work and serves it. Nothing else: the
 ui.playground_tab's, what they show ui's other modules', the science core/'s."""
 from __future__ import annotations
 
-import importlib
 import os
 import threading
 from pathlib import Path
@@ -14,9 +13,6 @@ from core import interrupts
 # one line and exit 130/143, as in the CLI; once serving, Gradio's own handler closes the server.
 interrupts.install()
 try:
-    # torch imported beside gradio, in a thread of its own: each is seconds of reading files and loading shared
-    # libraries, and side by side they take ~70 % of the time one after the other (bench.latency's start-up)
-    threading.Thread(target=importlib.import_module, args=("torch",), daemon=True).start()
     import gradio as gr
     import torch
     from starlette.middleware import Middleware
