@@ -67,7 +67,7 @@ def build(lab: Lab, idle: threading.Event) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, lab: Lab, idle: threading.Event) -> None:
-    # Every method's Compare drawings from the committed file (ui.figure_cache, ~0.1 s), so that any pair is
+    # Every method's Compare drawings from the committed file (ui.figure_cache, ~0.03 s), so that any pair is
     # composed in milliseconds from the first request; and the pair every visitor's page opens with, composed
     # before serving. Then, off the serving thread: the Playground's data and torch's warm-up first (pg.warm,
     # ~2 s), so that a run started as soon as the page opens is as quick as the next ones; then whatever the
