@@ -273,6 +273,12 @@ def _loss_axis(sides: list[dict]) -> dict:
     return {"log": False, "limits": [0.0, _nice_ceiling(hi * 1.05)]}
 
 
+def _values_mapped(data: dict, f) -> dict:
+    """`data` with f applied to every entry of every statistic's values."""
+    return {**data, "stats": {key: {**stat, "values": [[f(v) for v in row] for row in stat["values"]]}
+                              if "values" in stat else stat for key, stat in data["stats"].items()}}
+
+
 def packed(data: dict) -> dict:
     """A method's data as it is sent: every word among a statistic's values (a reason there is no number) once,
     in data["words"], and in its place {"w": its index}; the chart puts the words back on arrival (charts.js
@@ -288,9 +294,7 @@ def packed(data: dict) -> dict:
             index[v] = len(words)
             words.append(v)
         return {"w": index[v]}
-    stats = {key: {**stat, "values": [[ref(v) for v in row] for row in stat["values"]]} if "values" in stat else stat
-             for key, stat in data["stats"].items()}
-    return {**data, "stats": stats, "words": words}
+    return {**_values_mapped(data, ref), "words": words}
 
 
 def unpacked(data: dict) -> dict:
@@ -298,10 +302,8 @@ def unpacked(data: dict) -> dict:
     words = data.get("words")
     if words is None:
         return data
-    back = lambda v: words[v["w"]] if isinstance(v, dict) else v  # noqa: E731
-    stats = {key: {**stat, "values": [[back(v) for v in row] for row in stat["values"]]} if "values" in stat else stat
-             for key, stat in data["stats"].items()}
-    return {k: v for k, v in {**data, "stats": stats}.items() if k != "words"}
+    back = _values_mapped(data, lambda v: words[v["w"]] if isinstance(v, dict) else v)
+    return {k: v for k, v in back.items() if k != "words"}
 
 
 SHARE_RATIO = 2.0  # a pair whose runs' lengths differ by this factor or more is drawn against each one's share

@@ -8,7 +8,6 @@ composes them in milliseconds and keeps its PNG files (~50 KB each).
 """
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -122,9 +121,7 @@ def figure(lab: Lab, kind: str, left: str, right: str):
 
 
 def _figure_file(lab: Lab, kind: str, left: str, right: str, name: str) -> str:
-    buf = io.BytesIO()
-    figure(lab, kind, left, right).save(buf, format="PNG", compress_level=1)
-    return lab.png_file(name, buf.getvalue())
+    return lab.png_file(name, figures.encoded(figure(lab, kind, left, right)))
 
 
 def comparison(lab: Lab, left: str, right: str) -> Comparison:

@@ -29,6 +29,7 @@ from PIL import Image
 from core.data import SAMPLE_PATH
 from core.methods import METHODS
 
+from . import figures
 from .compare import Grid
 from .lab import Lab
 
@@ -54,12 +55,6 @@ def key(root: Path) -> str:
     return h.hexdigest()
 
 
-def _png(image: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
 def save(lab: Lab, path: Path = PATH) -> int:
     """What `lab` has drawn (after ui.compare.warm), written whole to `path`; returns the number of drawings.
     Entries: a layer's (offset, PNG), a base (a decoded image, kept as PNG), a prediction grid (its file and
@@ -73,7 +68,7 @@ def save(lab: Lab, path: Path = PATH) -> int:
             (x, y), data = value
             entry = {"key": list(k), "file": file, "offset": [x, y]}
         elif isinstance(value, Image.Image):  # a base
-            data, entry = _png(value), {"key": list(k), "file": file, "image": True}
+            data, entry = figures.encoded(value), {"key": list(k), "file": file, "image": True}
         elif isinstance(value, Grid):  # a prediction grid: its PNG file and what it shows
             data = Path(value.path).read_bytes()
             entry = {"key": list(k), "file": file, "grid": {"truth": value.truth, "predicted": value.predicted}}

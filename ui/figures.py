@@ -408,14 +408,19 @@ def decoded(fig: Figure) -> Image.Image:
     return Image.open(io.BytesIO(png(fig))).convert("RGBA")
 
 
+def encoded(image: Image.Image) -> bytes:
+    """An image as PNG bytes, fast (compress level 1: figures are mostly flat colour, and served at once)."""
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
 def cropped(fig: Figure) -> tuple[tuple[int, int], bytes]:
     """A layer, rendered, as (offset, PNG of its non-transparent part): a fraction of the pixels to keep,
     decode and blend."""
     rendered = Image.open(io.BytesIO(png(fig, transparent=True))).convert("RGBA")
     box = rendered.getchannel("A").getbbox() or (0, 0, 1, 1)
-    buf = io.BytesIO()
-    rendered.crop(box).save(buf, format="PNG", compress_level=1)
-    return (box[0], box[1]), buf.getvalue()
+    return (box[0], box[1]), encoded(rendered.crop(box))
 
 
 def compose(base_image: Image.Image, layers: list[tuple[tuple[int, int], bytes]]) -> Image.Image:
